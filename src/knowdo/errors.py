@@ -40,8 +40,10 @@ class ParameterError(KnowdoError, ValueError):
 class Problem:
     """One broken rule, located as precisely as the input allows.
 
-    ``row`` is the 1-based data row in the file (the header is row 0), or
-    ``None`` when the rule concerns the whole file or table.
+    ``row`` is the line of the file as a spreadsheet numbers it (the header is
+    row 1, the first data row is row 2), or ``None`` when the rule concerns the
+    whole file or table. ``count`` is more than 1 for a record that stands for
+    further rows breaking the same rule, beyond those listed one by one.
     """
 
     file: str
@@ -51,6 +53,7 @@ class Problem:
     column: str | None = None
     value: str | None = None
     severity: str = "error"
+    count: int = 1
 
     def where(self) -> str:
         parts = [self.file]
@@ -77,15 +80,15 @@ class SchemaError(KnowdoError, ValueError):
         super().__init__(self.report())
 
     def report(self) -> str:
-        total = len(self.problems)
+        total = sum(p.count for p in self.problems)
         lines = [f"{total} problem(s) found; nothing was loaded."]
         for problem in self.problems[: self.shown]:
             seen = f" (saw {problem.value!r})" if problem.value is not None else ""
             lines.append(f"- {problem.where()}: [{problem.rule}] {problem.message}{seen}")
-        if total > self.shown:
+        if len(self.problems) > self.shown or total > len(self.problems):
             by_rule: dict[str, int] = {}
             for problem in self.problems:
-                by_rule[problem.rule] = by_rule.get(problem.rule, 0) + 1
+                by_rule[problem.rule] = by_rule.get(problem.rule, 0) + problem.count
             totals = ", ".join(f"{rule}: {n}" for rule, n in sorted(by_rule.items()))
-            lines.append(f"... {total - self.shown} more not listed. Totals by rule: {totals}")
+            lines.append(f"... more not listed one by one. Totals by rule: {totals}")
         return "\n".join(lines)

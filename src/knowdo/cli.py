@@ -1,0 +1,194 @@
+"""The ``knowdo`` command: one sub-command per user job.
+
+    knowdo demo [--dir D] [--persons N] [--seed S]   write, load and report the example programme
+    knowdo run PROJECT                                 load a project and write PROJECT/report/
+    knowdo validate PROJECT                            check the sources without loading
+    knowdo load PROJECT                                validate and load into the store only
+    knowdo dictionary                                  print the data dictionary (Markdown)
+
+User errors (a bad project file, data breaking the schema) print one
+readable report and exit with status 1; ``--json`` prints machine-readable
+output instead and ``--quiet`` prints nothing but errors.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.status import Status
+from rich.table import Table
+
+from knowdo import __version__
+from knowdo.errors import KnowdoError, SchemaError
+from knowdo.examples import generate_programme, write_project
+from knowdo.pipeline import Progress, RunResult, load_project_data, run_project, validate_project
+from knowdo.schema import CROSS_TABLE_RULES, TABLES, dictionary_rows
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="knowdo: actionable evidence for closing the mental health know-do gap.",
+)
+out = Console()
+err = Console(stderr=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+ProjectArg = Annotated[Path, typer.Argument(help="Project folder (holding knowdo.toml).")]
+
+
+@contextmanager
+def _user_errors(as_json: bool) -> Iterator[None]:
+    """Turn deliberate knowdo errors into a readable report and exit status 1."""
+    try:
+        yield
+    except SchemaError as exc:
+        if as_json:
+            print(json.dumps({"ok": False, "problems": [p.to_dict() for p in exc.problems]}, indent=2))
+        else:
+            err.print("[bold red]The data break the schema.[/]")
+            err.print(exc.report(), markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    except KnowdoError as exc:
+        if as_json:
+            print(json.dumps({"ok": False, "error": type(exc).__name__, "message": str(exc)}))
+        else:
+            err.print(f"[bold red]{type(exc).__name__}:[/] ", end="")
+            err.print(str(exc), markup=False, highlight=False)
+        raise typer.Exit(1) from None
+
+
+@contextmanager
+def _progress(quiet: bool) -> Iterator[Progress]:
+    if quiet:
+        yield lambda _message: None
+        return
+    with Status("starting", console=err) as status:
+
+        def step(message: str) -> None:
+            status.update(message)
+            err.log(message)
+
+        yield step
+
+
+def _print_run(result: RunResult, as_json: bool, quiet: bool) -> None:
+    if as_json:
+        print(json.dumps({
+            "ok": True,
+            "report": str(result.report.html),
+            "results": str(result.report.json),
+            "rows": result.load.rows,
+            "panel_source": result.panel_source,
+        }, indent=2))
+        return
+    if quiet:
+        return
+    table = Table(title=f"{result.project.name}: rows loaded", show_header=True)
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, rows in result.load.rows.items():
+        table.add_row(name, f"{rows:,}")
+    out.print(table)
+    out.print(result.outcomes.summary(), markup=False, highlight=False)
+    out.print(f"\nReport: [bold]{result.report.html}[/]\nFigures: {result.report.json}")
+
+
+@app.command()
+def demo(
+    directory: Annotated[Path, typer.Option("--dir", help="Folder to write the example project into.")] = Path(
+        "demo-project"
+    ),
+    persons: Annotated[int, typer.Option(help="Approximate number of people screened.")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same programme).")] = 0,
+    fmt: Annotated[str, typer.Option("--format", help="Data file format: csv or parquet.")] = "csv",
+    as_json: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Write the example programme as a project, load it and write its report."""
+    with _user_errors(as_json), _progress(quiet or as_json) as progress:
+        if fmt not in {"csv", "parquet"}:
+            raise typer.BadParameter("--format must be csv or parquet")
+        progress(f"generating the example programme ({persons:,} people, seed {seed})")
+        programme = generate_programme(seed=seed, persons=persons)
+        write_project(programme, directory, fmt="parquet" if fmt == "parquet" else "csv")
+        result = run_project(directory, progress, truth=programme.truth.to_dict())
+    _print_run(result, as_json, quiet)
+
+
+@app.command()
+def run(project: ProjectArg, as_json: JsonOption = False, quiet: QuietOption = False) -> None:
+    """Validate and load PROJECT, then write PROJECT/report/index.html and results.json."""
+    with _user_errors(as_json), _progress(quiet or as_json) as progress:
+        result = run_project(project, progress)
+    _print_run(result, as_json, quiet)
+
+
+@app.command()
+def load(project: ProjectArg, as_json: JsonOption = False, quiet: QuietOption = False) -> None:
+    """Validate PROJECT's sources and load them into its store, all or nothing."""
+    with _user_errors(as_json), _progress(quiet or as_json) as progress:
+        config, _ = validate_project(project)
+        summary = load_project_data(config, progress)
+    if as_json:
+        print(json.dumps({"ok": True, **summary.to_dict()}, indent=2))
+    elif not quiet:
+        note = " (same files as the previous load)" if summary.unchanged else ""
+        out.print(f"Loaded {sum(summary.rows.values()):,} rows in load {summary.load_id}{note}.")
+
+
+@app.command()
+def validate(project: ProjectArg, as_json: JsonOption = False, quiet: QuietOption = False) -> None:
+    """Check PROJECT's sources against the schema without loading them."""
+    with _user_errors(as_json):
+        _, data = validate_project(project)
+    warnings = [w.to_dict() for w in data.warnings]
+    if as_json:
+        print(json.dumps({"ok": True, "rows": data.row_counts(), "warnings": warnings}, indent=2))
+    elif not quiet:
+        for warning in data.warnings:
+            err.print(f"warning: {warning.where()}: {warning.message}", markup=False)
+        out.print(f"OK: {sum(data.row_counts().values()):,} rows in {len(data.tables)} tables pass every rule.")
+
+
+@app.command()
+def dictionary() -> None:
+    """Print the data dictionary of the canonical tables (Markdown)."""
+    print(render_dictionary())
+
+
+def render_dictionary() -> str:
+    lines = ["# knowdo data dictionary", "", "Generated from `knowdo.schema` by `knowdo dictionary`.", ""]
+    for name, table in TABLES.items():
+        lines += [f"## `{name}`", "", f"{table.description} Grain: {table.grain}.", ""]
+        lines += ["| column | type | required | rules | description |", "|---|---|---|---|---|"]
+        for row in dictionary_rows():
+            if row.table == name:
+                required = "yes" if row.required else ""
+                lines.append(f"| `{row.column}` | {row.type} | {required} | {row.rule} | {row.description} |")
+        if table.open_columns:
+            lines.append("| *(equity columns)* | string | yes | a level declared in `[equity.*]` | stratifiers |")
+        lines.append("")
+    lines += ["## Rules across tables", ""]
+    lines += [f"- **{rule.rule_id}**: {rule.description}" for rule in CROSS_TABLE_RULES]
+    return "\n".join(lines) + "\n"
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    if version:
+        print(__version__)
+        raise typer.Exit()
+
+
+def main(argv: list[str] | None = None) -> Any:
+    return app(args=argv if argv is not None else sys.argv[1:], prog_name="knowdo")
