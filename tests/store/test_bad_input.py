@@ -117,7 +117,8 @@ CASES = [
          _set("encounters", 0, "date", "2023-12-31")),
     Case("date after the window", "date-window", "population.csv", "period", 2,
          _set("population", 0, "period", "2024-07-01")),
-    Case("unknown encounter type", "allowed-values", "encounters.csv", "type", 2, _set("encounters", 0, "type", "visit")),
+    Case("unknown encounter type", "allowed-values", "encounters.csv", "type", 2,
+         _set("encounters", 0, "type", "visit")),
     Case("unknown cadre", "allowed-values", "providers.csv", "cadre", 2, _set("providers", 0, "cadre", "doctor")),
     Case("unknown equity level", "equity-level", "persons.csv", "sex", 4, _set("persons", 2, "sex", "unknown")),
     Case("blank required value", "required", "encounters.csv", "date", 4, _set("encounters", 2, "date", "")),
@@ -140,7 +141,8 @@ CASES = [
     Case("blank lines only", "file-format", "encounters.csv", raw=_write_bytes("encounters.csv", b"\n\n")),
     Case("wrong encoding", "encoding", "sites.csv", raw=_write_bytes("sites.csv", LATIN1_SITES)),
     Case("ragged CSV", "file-format", "costs.csv",
-         raw=_write_bytes("costs.csv", b"site_id,period,item,category,amount,currency\nD1-C1,2024-01-01,a,b,1,USD,x,y\n")),
+         raw=_write_bytes("costs.csv",
+                          b"site_id,period,item,category,amount,currency\nD1-C1,2024-01-01,a,b,1,USD,x,y\n")),
     Case("corrupt parquet", "file-format", "costs.parquet", raw=_write_bytes("costs.parquet", b"PAR1 not parquet")),
 ]
 

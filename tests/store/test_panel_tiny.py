@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pandas as pd
@@ -79,7 +80,7 @@ def test_untreated_clinic_by_hand(tiny_dir: Path) -> None:
 def test_cascade_nesting_holds_everywhere(tiny_dir: Path) -> None:
     panel, _, _ = _panel(tiny_dir)
     chain = ["screened", "positive", "started", "adequate", "effective"]
-    for upper, lower in zip(chain, chain[1:], strict=False):
+    for upper, lower in itertools.pairwise(chain):
         assert (panel[upper] >= panel[lower]).all()
 
 

@@ -200,7 +200,7 @@ def _grid_sql(project: Project) -> str:
     ),
     pop AS (
         SELECT site_id, CAST(date_trunc('month', period) AS DATE) AS period, dimension, stratum,
-               sum(population) AS population, sum(population * prevalence) AS need
+               CAST(sum(population) AS BIGINT) AS population, sum(population * prevalence) AS need
         FROM population GROUP BY ALL
     ),
     """
@@ -208,9 +208,9 @@ def _grid_sql(project: Project) -> str:
 
 def panel_sql(project: Project, *, source: str) -> str:
     counts = _aggregate_counts_sql() if source == "aggregates" else _person_counts_sql(project)
-    count_cols = ",\n".join(f"coalesce(c.{c}, 0) AS {c}" for c in PANEL_COUNT_COLUMNS)
-    if source == "aggregates":
-        count_cols = count_cols.replace("coalesce(c.followed_up, 0)", "c.followed_up")
+    count_cols = ",\n".join(f"CAST(coalesce(c.{c}, 0) AS BIGINT) AS {c}" for c in PANEL_COUNT_COLUMNS)
+    if source == "aggregates":  # aggregate sources do not report follow-up; leave it unknown, not zero
+        count_cols = count_cols.replace("CAST(coalesce(c.followed_up, 0) AS BIGINT)", "c.followed_up")
     return (
         _grid_sql(project)
         + counts.strip().removesuffix(",")
@@ -218,7 +218,7 @@ def panel_sql(project: Project, *, source: str) -> str:
     SELECT g.site_id, g.district_id, g.period, g.dimension, g.stratum,
            p.population, p.need,
            {count_cols},
-           coalesce(c.fidelity_sum, 0) AS fidelity_sum, coalesce(c.fidelity_n, 0) AS fidelity_n,
+           coalesce(c.fidelity_sum, 0) AS fidelity_sum, CAST(coalesce(c.fidelity_n, 0) AS BIGINT) AS fidelity_n,
            CASE WHEN g.dimension = 'all' THEN coalesce(sp.cost, 0) END AS cost,
            CAST(coalesce(g.period >= st.first_treated, false) AS INTEGER) AS treated,
            st.first_treated,
