@@ -1,0 +1,244 @@
+"""Small-cell suppression applied to everything the report publishes.
+
+The rule itself lives in :func:`knowdo.equity.disclosure.suppress_table`; this
+module applies it to the two shapes a report handles:
+
+* tidy frames shown as tables or drawn as charts (:func:`suppress_frame`, which
+  also returns which cells it blanked, so the page can mark them), and
+* the nested results dictionary written to ``results.json``
+  (:func:`publishable_results`), where every record that carries a count is
+  passed through the same rule.
+
+A record is any mapping with at least one count key (:data:`COUNT_KEYS`)
+holding a number. Its dependent keys (:data:`DEPENDENT_KEYS`: the estimate and
+its interval) are blanked with the counts, and it gains ``suppressed: true``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from knowdo.equity.disclosure import suppress_table
+from knowdo.schema import PANEL_COUNT_COLUMNS
+
+# Counts that describe people or contacts and so fall under the disclosure rule.
+COUNT_KEYS: tuple[str, ...] = ("numerator", "denominator", "n", "count", *PANEL_COUNT_COLUMNS)
+# Figures computed from those counts; they reveal the count, so they go with it.
+DEPENDENT_KEYS: tuple[str, ...] = ("estimate", "conf_low", "conf_high", "std_error")
+SUPPRESSED = "suppressed"
+
+
+@dataclass(frozen=True)
+class SuppressedFrame:
+    """A frame after suppression, with a same-shaped mask of the cells it blanked."""
+
+    frame: pd.DataFrame
+    blanked: pd.DataFrame
+    count_columns: tuple[str, ...]
+    dependent_columns: tuple[str, ...]
+
+
+def count_columns_of(columns: Sequence[str]) -> tuple[str, ...]:
+    """The columns among ``columns`` that hold counts under the disclosure rule."""
+    return tuple(c for c in columns if c in COUNT_KEYS)
+
+
+def dependent_columns_of(columns: Sequence[str]) -> tuple[str, ...]:
+    """The columns among ``columns`` derived from counts (estimates and intervals)."""
+    return tuple(c for c in columns if c in DEPENDENT_KEYS)
+
+
+def suppress_frame(
+    frame: pd.DataFrame,
+    *,
+    threshold: int,
+    rounding: int | None = None,
+    count_columns: Sequence[str] | None = None,
+    dependent_columns: Sequence[str] | None = None,
+) -> SuppressedFrame:
+    """Apply the disclosure rule to ``frame`` and record which cells were blanked.
+
+    Count and dependent columns default to the known names present in the
+    frame. A frame with no count column is returned unchanged (nothing in it
+    can be a small cell). An existing ``suppressed`` column is kept and
+    combined with the new one, so suppressing twice changes nothing.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> f = pd.DataFrame({"numerator": [4, 40], "denominator": [50, 80], "estimate": [0.08, 0.5]})
+    >>> out = suppress_frame(f, threshold=11)
+    >>> out.frame["suppressed"].tolist()
+    [True, False]
+    """
+    counts = tuple(count_columns) if count_columns is not None else count_columns_of(list(frame.columns))
+    dependents = (
+        tuple(dependent_columns) if dependent_columns is not None else dependent_columns_of(list(frame.columns))
+    )
+    dependents = tuple(c for c in dependents if c in frame.columns)
+    if not counts:
+        mask = pd.DataFrame(False, index=frame.index, columns=frame.columns)
+        return SuppressedFrame(frame.copy(), mask, counts, dependents)
+    before = frame.drop(columns=[SUPPRESSED]) if SUPPRESSED in frame.columns else frame
+    for column in counts:
+        if column in before.columns:
+            before = before.assign(**{column: pd.to_numeric(before[column], errors="coerce")})
+    after = suppress_table(
+        before,
+        count_columns=list(counts),
+        threshold=threshold,
+        rounding=rounding,
+        dependent_columns=list(dependents),
+    )
+    was = frame[SUPPRESSED].fillna(False).astype(bool) if SUPPRESSED in frame.columns else False
+    after[SUPPRESSED] = after[SUPPRESSED].astype(bool) | was
+    shared = [c for c in after.columns if c in frame.columns and c != SUPPRESSED]
+    blanked = pd.DataFrame(False, index=after.index, columns=after.columns)
+    blanked[shared] = frame[shared].notna().to_numpy() & after[shared].isna().to_numpy()
+    # A row already marked suppressed upstream keeps its blanks marked as such.
+    prior = after[SUPPRESSED].to_numpy()
+    for column in (*counts, *dependents):
+        if column in after.columns:
+            blanked[column] = blanked[column].to_numpy() | (prior & after[column].isna().to_numpy())
+    return SuppressedFrame(after, blanked, counts, dependents)
+
+
+def publishable_results(results: Mapping[str, Any], threshold: int, *, rounding: int | None = None) -> dict[str, Any]:
+    """Return a JSON-ready copy of ``results`` with every small cell suppressed.
+
+    The dictionary is walked to any depth. Lists of records and single
+    records that carry a count (numerator, denominator, n, count or a cascade
+    count) go through the same rule as the report's tables: a count from 1 to
+    ``threshold - 1`` is blanked (``null``), so are the record's estimate and
+    confidence limits, and the record gains ``"suppressed": true``. Numbers
+    that are not finite become ``null``; dates become ISO strings; numpy
+    scalars become Python numbers. The input is not modified.
+
+    Examples
+    --------
+    >>> out = publishable_results({"reaim": {"reach": {"numerator": 3, "denominator": 90, "estimate": 0.033}}}, 11)
+    >>> out["reaim"]["reach"]
+    {'numerator': None, 'denominator': None, 'estimate': None, 'suppressed': True}
+    """
+    walked = _walk(results, threshold, rounding)
+    assert isinstance(walked, dict)
+    return walked
+
+
+def is_record(value: Any) -> bool:
+    """Whether ``value`` is a mapping carrying at least one numeric count key."""
+    return isinstance(value, Mapping) and any(_is_number(value.get(k)) for k in COUNT_KEYS)
+
+
+def is_record_list(value: Any) -> bool:
+    """Whether ``value`` is a non-empty list of mappings, at least one of them a record."""
+    return (
+        isinstance(value, list | tuple)
+        and len(value) > 0
+        and all(isinstance(v, Mapping) for v in value)
+        and any(is_record(v) for v in value)
+    )
+
+
+def jsonable(value: Any) -> Any:
+    """Convert one leaf value to something ``json.dumps(allow_nan=False)`` accepts."""
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    if value is pd.NaT:
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if isinstance(value, dt.date | dt.datetime | dt.time):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, np.ndarray):
+        return [jsonable(v) for v in value.tolist()]
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return str(value)
+
+
+def records_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """A frame from a list of record mappings, keeping the key order of first appearance."""
+    columns: dict[str, None] = {}
+    for record in records:
+        columns.update(dict.fromkeys(record))
+    return pd.DataFrame.from_records([dict(r) for r in records], columns=list(columns))
+
+
+def frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """JSON-ready records from a frame (non-finite numbers become ``None``)."""
+    return [{str(k): jsonable(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+
+
+def _walk(value: Any, threshold: int, rounding: int | None) -> Any:
+    kind = type(value)
+    if value is None or kind is str or kind is bool or kind is int:
+        return value  # the common leaves, answered before the slower abstract-type checks
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if is_record_list(value):
+        return _suppress_records(value, threshold, rounding)
+    if is_record(value):
+        return _suppress_records([value], threshold, rounding)[0]
+    if isinstance(value, Mapping):
+        return {str(k): _walk(v, threshold, rounding) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_walk(v, threshold, rounding) for v in value]
+    if isinstance(value, pd.DataFrame):
+        return _walk(frame_records(value), threshold, rounding)
+    return jsonable(value)
+
+
+def _suppress_records(records: Sequence[Mapping[str, Any]], threshold: int, rounding: int | None) -> list[Any]:
+    """Suppress a list of records column-wise, keeping each record's own keys (no keys added from others)."""
+    frame = records_frame(records)
+    done = suppress_frame(frame, threshold=threshold, rounding=rounding).frame
+    columns: dict[str, list[Any]] = {}
+    for column in frame.columns:
+        values = done[column]
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            numbers = values.to_numpy(dtype=float)
+            finite = np.isfinite(numbers)
+            whole = _whole_numbers(frame[column])
+            columns[column] = [
+                (int(x) if whole else float(x)) if ok else None for x, ok in zip(numbers, finite, strict=True)
+            ]
+        else:
+            columns[column] = [_walk(v, threshold, rounding) for v in values.tolist()]
+    flags = done[SUPPRESSED].astype(bool).tolist()
+    out: list[Any] = []
+    for i, original in enumerate(records):
+        kept = {str(k): columns[k][i] for k in original}
+        kept[SUPPRESSED] = flags[i]
+        out.append(kept)
+    return out
+
+
+def _whole_numbers(values: pd.Series) -> bool:
+    """Whether a column's numbers were all integers (so blanks turning it to floats are undone)."""
+    present = [v for v in values.tolist() if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return bool(present) and all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in present)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool | np.bool_)
