@@ -5,6 +5,7 @@
     knowdo validate PROJECT                            check the sources without loading
     knowdo load PROJECT                                validate and load into the store only
     knowdo dictionary                                  print the data dictionary (Markdown)
+    knowdo plan DESIGN ... | knowdo plan advise        power, sample size, design advice
 
 User errors (a bad project file, data breaking the schema) print one
 readable report and exit with status 1; ``--json`` prints machine-readable
@@ -26,6 +27,7 @@ from rich.status import Status
 from rich.table import Table
 
 from knowdo import __version__
+from knowdo.commands import plan
 from knowdo.errors import KnowdoError, SchemaError
 from knowdo.examples import generate_programme, write_project
 from knowdo.pipeline import Progress, RunResult, load_project_data, run_project, validate_project
@@ -179,6 +181,9 @@ def render_dictionary() -> str:
     lines += ["## Rules across tables", ""]
     lines += [f"- **{rule.rule_id}**: {rule.description}" for rule in CROSS_TABLE_RULES]
     return "\n".join(lines) + "\n"
+
+
+plan.register(app)
 
 
 @app.callback(invoke_without_command=True)

@@ -1,0 +1,1 @@
+"""Command groups of the knowdo CLI, each exposing ``register(app)``."""
