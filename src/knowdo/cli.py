@@ -6,6 +6,7 @@
     knowdo load PROJECT                                validate and load into the store only
     knowdo dictionary                                  print the data dictionary (Markdown)
     knowdo plan DESIGN ... | knowdo plan advise        power, sample size, design advice
+    knowdo equity PROJECT | --heat FILE.csv             WHO HEAT inequality measures
 
 User errors (a bad project file, data breaking the schema) print one
 readable report and exit with status 1; ``--json`` prints machine-readable
@@ -27,7 +28,7 @@ from rich.status import Status
 from rich.table import Table
 
 from knowdo import __version__
-from knowdo.commands import plan
+from knowdo.commands import equity, plan
 from knowdo.errors import KnowdoError, SchemaError
 from knowdo.examples import generate_programme, write_project
 from knowdo.pipeline import Progress, RunResult, load_project_data, run_project, validate_project
@@ -184,6 +185,7 @@ def render_dictionary() -> str:
 
 
 plan.register(app)
+equity.register(app)
 
 
 @app.callback(invoke_without_command=True)
