@@ -1,0 +1,220 @@
+"""Long panel -> the wide arrays the staggered-DiD estimators work on.
+
+Callaway & Sant'Anna's estimator compares each cohort's outcome change between
+two periods with that of a comparison group, so it needs, per unit, the whole
+outcome path (a unit x period matrix), the cohort (period of first
+treatment) and, with covariates, their values per period. This module checks
+the long input once (columns, types, one row per unit and period, a cohort
+and cluster that do not change within a unit, a balanced panel), codes the
+cohorts the way R ``did`` does (never treated as 0, NaN or inf; a cohort after
+the last period counts as never treated; units treated from the first period
+on, or with no period before treatment, are dropped and counted), and returns
+a frozen :class:`WidePanel`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from knowdo.designs._frames import require_columns, require_frame, require_numeric
+from knowdo.errors import ParameterError
+
+Unbalanced = Literal["error", "drop"]
+UNBALANCED: tuple[Unbalanced, ...] = ("error", "drop")
+
+DESIGN = "did"
+
+
+@dataclass(frozen=True)
+class WidePanel:
+    """A balanced panel as arrays: ``n`` units x ``T`` periods.
+
+    ``cohort`` is the first treated period per unit with ``np.inf`` for never
+    treated; ``x`` is ``(n, T, k)`` covariate values (``k`` may be 0);
+    ``cluster`` holds integer cluster codes per unit or is ``None``.
+    """
+
+    units: np.ndarray
+    times: np.ndarray
+    cohort: np.ndarray
+    y: np.ndarray
+    x: np.ndarray
+    cluster: np.ndarray | None
+    covariates: tuple[str, ...]
+    dropped_always_treated: int
+    dropped_no_pre_period: int
+    dropped_unbalanced: int
+    recoded_never_treated: int
+
+    @property
+    def n_units(self) -> int:
+        return int(self.y.shape[0])
+
+    @property
+    def n_periods(self) -> int:
+        return int(self.y.shape[1])
+
+    @property
+    def groups(self) -> np.ndarray:
+        """Treated cohorts, ascending."""
+        finite = self.cohort[np.isfinite(self.cohort)]
+        return np.unique(finite)
+
+
+def _unit_constant(values: np.ndarray, unit_codes: np.ndarray, unit_values: Any, column: str) -> None:
+    """Raise unless ``values`` (numeric codes, inf allowed) take one value per unit."""
+    n = len(unit_values)
+    low = np.full(n, np.inf)
+    high = np.full(n, -np.inf)
+    np.minimum.at(low, unit_codes, values)
+    np.maximum.at(high, unit_codes, values)
+    bad = np.flatnonzero(low != high)
+    if len(bad):
+        raise ParameterError(
+            f"{DESIGN}: column {column!r} changes within unit {unit_values[bad[0]]!r} (and {len(bad) - 1} other "
+            f"unit(s)); it must be fixed per unit ({column!r} is the unit's first treated period or cluster). "
+            "Recode it to one value per unit."
+        )
+
+
+def build_wide_panel(
+    data: pd.DataFrame,
+    *,
+    outcome: str,
+    unit: str,
+    time: str,
+    cohort: str,
+    covariates: Sequence[str] = (),
+    cluster: str | None = None,
+    anticipation: int = 0,
+    unbalanced: Unbalanced = "error",
+) -> WidePanel:
+    """Validate a long panel and return it as a :class:`WidePanel` (``data`` is not modified).
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"id": [1, 1, 2, 2], "t": [1, 2, 1, 2], "g": [2, 2, 0, 0], "y": [0.0, 1.0, 0.0, 0.5]})
+    >>> wp = build_wide_panel(df, outcome="y", unit="id", time="t", cohort="g")
+    >>> wp.y.shape, wp.cohort.tolist()
+    ((2, 2), [2.0, inf])
+    """
+    frame = require_frame(data, DESIGN)
+    covariates = tuple(covariates)
+    require_columns(frame, [outcome, unit, time, cohort, *covariates, cluster], DESIGN)
+    if pd.api.types.is_datetime64_any_dtype(frame[time]):
+        raise ParameterError(
+            f"{DESIGN}: time column {time!r} holds dates; code periods as consecutive integers "
+            "(e.g. a month index) and the cohort in the same units (did_on_panel does this for the knowdo panel)."
+        )
+    require_numeric(frame, [outcome, time, cohort, *covariates], DESIGN)
+    if frame[time].isna().any():
+        raise ParameterError(f"{DESIGN}: time column {time!r} has missing values; drop those rows.")
+    if frame[unit].isna().any():
+        raise ParameterError(f"{DESIGN}: unit column {unit!r} has missing values; drop those rows.")
+
+    cols = [unit, time, cohort, outcome, *covariates] + ([cluster] if cluster and cluster != unit else [])
+    work = frame[list(dict.fromkeys(cols))]
+    g_raw = work[cohort].to_numpy(dtype=float)
+    if np.any(g_raw[np.isfinite(g_raw)] < 0):
+        raise ParameterError(
+            f"{DESIGN}: cohort column {cohort!r} has negative values; it must hold the first treated period, "
+            "with 0, NaN or inf for never-treated units."
+        )
+    g_code = np.where(np.isfinite(g_raw) & (g_raw > 0), g_raw, np.inf)
+    unit_codes, unit_values = pd.factorize(work[unit], sort=True)
+    _unit_constant(g_code, unit_codes, unit_values, cohort)
+    cl_codes: np.ndarray | None = None
+    if cluster is not None and cluster != unit:
+        if work[cluster].isna().any():
+            raise ParameterError(f"{DESIGN}: cluster column {cluster!r} has missing values; drop those rows.")
+        cl_codes = pd.factorize(work[cluster], sort=True)[0]
+        _unit_constant(cl_codes.astype(float), unit_codes, unit_values, cluster)
+    time_values = np.sort(pd.unique(work[time].to_numpy(dtype=float)))
+    if len(time_values) < 2:
+        raise ParameterError(f"{DESIGN}: the data hold {len(time_values)} period(s); DiD needs at least two.")
+    time_codes = np.searchsorted(time_values, work[time].to_numpy(dtype=float))
+    n_all, n_t = len(unit_values), len(time_values)
+    flat = unit_codes.astype(np.int64) * n_t + time_codes
+    counts = np.bincount(flat, minlength=n_all * n_t)
+    if counts.max() > 1:
+        k = int(np.argmax(counts > 1))
+        raise ParameterError(
+            f"{DESIGN}: more than one row for unit {unit_values[k // n_t]!r} at {time}={time_values[k % n_t]:g}; "
+            f"the panel needs one row per ({unit}, {time}). Aggregate or filter the rows first "
+            "(a knowdo panel needs one (dimension, stratum) at a time)."
+        )
+
+    y = np.full((n_all, n_t), np.nan)
+    y[unit_codes, time_codes] = work[outcome].to_numpy(dtype=float)
+    x = np.full((n_all, n_t, len(covariates)), np.nan)
+    for j, name in enumerate(covariates):
+        x[unit_codes, time_codes, j] = work[name].to_numpy(dtype=float)
+    g_unit = np.empty(n_all)
+    g_unit[unit_codes] = g_code
+    cl_unit: np.ndarray | None = None
+    if cl_codes is not None:
+        cl_unit = np.empty(n_all, dtype=np.int64)
+        cl_unit[unit_codes] = cl_codes
+
+    complete = np.isfinite(y).all(axis=1) & np.isfinite(x).all(axis=(1, 2))
+    n_bad = int((~complete).sum())
+    if n_bad and unbalanced == "error":
+        example = unit_values[int(np.argmax(~complete))]
+        raise ParameterError(
+            f"{DESIGN}: the panel is unbalanced: {n_bad} of {n_all} unit(s) (e.g. {example!r}) lack a row or a "
+            f"finite value of {outcome!r}{' or a covariate' if covariates else ''} in some of the {n_t} periods. "
+            "Callaway & Sant'Anna on panel data needs every unit in every period: fill or drop those units, "
+            "or pass unbalanced='drop' to drop them."
+        )
+
+    t_min, t_max = time_values[0], time_values[-1]
+    recoded = np.isfinite(g_unit) & (g_unit > t_max)
+    g_unit = np.where(recoded, np.inf, g_unit)
+    always = np.isfinite(g_unit) & (g_unit <= t_min)
+    # A cohort needs one period before its (anticipation-shifted) start to serve as the base period.
+    no_pre = np.isfinite(g_unit) & ~always & (g_unit <= t_min + anticipation)
+    keep = complete & ~always & ~no_pre
+    if not keep.any():
+        raise ParameterError(f"{DESIGN}: no usable units remain after dropping incomplete or always-treated units.")
+    g_kept = g_unit[keep]
+    if not np.isfinite(g_kept).any():
+        raise ParameterError(
+            f"{DESIGN}: no unit is ever treated inside the observed periods (cohort column {cohort!r}); "
+            "there is no effect to estimate."
+        )
+    return WidePanel(
+        units=np.asarray(unit_values)[keep],
+        times=time_values,
+        cohort=g_kept,
+        y=y[keep],
+        x=x[keep],
+        cluster=None if cl_unit is None else pd.factorize(cl_unit[keep], sort=True)[0],
+        covariates=covariates,
+        dropped_always_treated=int((always & complete).sum()),
+        dropped_no_pre_period=int((no_pre & complete).sum()),
+        dropped_unbalanced=n_bad,
+        recoded_never_treated=int((recoded & keep).sum()),
+    )
+
+
+def last_cohort_as_comparison(panel: WidePanel, anticipation: int) -> WidePanel:
+    """Without never-treated units, let the last cohort be the comparison group (R ``did``'s rule).
+
+    Periods from the last cohort's start (minus anticipation) on are dropped,
+    because no unit is untreated then, and the last cohort is recoded as never
+    treated.
+    """
+    last = float(panel.groups.max())
+    keep_t = panel.times < last - anticipation
+    if keep_t.sum() < 2:
+        raise ParameterError(
+            f"{DESIGN}: with no never-treated units the last cohort ({last:g}) is the comparison group, "
+            "but fewer than two periods come before it; there is no comparison to make."
+        )
+    cohort = np.where(panel.cohort == last, np.inf, panel.cohort)
+    return replace(panel, times=panel.times[keep_t], cohort=cohort, y=panel.y[:, keep_t], x=panel.x[:, keep_t])
