@@ -7,6 +7,7 @@
     knowdo dictionary                                  print the data dictionary (Markdown)
     knowdo plan DESIGN ... | knowdo plan advise        power, sample size, design advice
     knowdo equity PROJECT | --heat FILE.csv             WHO HEAT inequality measures
+    knowdo simulate PROJECT [--scenario F.toml]        calibrated scale-up scenarios
 
 User errors (a bad project file, data breaking the schema) print one
 readable report and exit with status 1; ``--json`` prints machine-readable
@@ -28,7 +29,7 @@ from rich.status import Status
 from rich.table import Table
 
 from knowdo import __version__
-from knowdo.commands import equity, plan
+from knowdo.commands import equity, plan, simulate
 from knowdo.errors import KnowdoError, SchemaError
 from knowdo.examples import generate_programme, write_project
 from knowdo.pipeline import Progress, RunResult, load_project_data, run_project, validate_project
@@ -186,6 +187,7 @@ def render_dictionary() -> str:
 
 plan.register(app)
 equity.register(app)
+simulate.register(app)
 
 
 @app.callback(invoke_without_command=True)
