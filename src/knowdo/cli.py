@@ -20,6 +20,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,7 +33,14 @@ from knowdo import __version__
 from knowdo.commands import equity, plan, simulate
 from knowdo.errors import KnowdoError, SchemaError
 from knowdo.examples import generate_programme, write_project
-from knowdo.pipeline import Progress, RunResult, load_project_data, run_project, validate_project
+from knowdo.pipeline import (
+    CONSTRAINTS_FILE,
+    Progress,
+    RunResult,
+    load_project_data,
+    run_project,
+    validate_project,
+)
 from knowdo.schema import CROSS_TABLE_RULES, TABLES, dictionary_rows
 
 app = typer.Typer(
@@ -123,6 +131,8 @@ def demo(
         progress(f"generating the example programme ({persons:,} people, seed {seed})")
         programme = generate_programme(seed=seed, persons=persons)
         write_project(programme, directory, fmt="parquet" if fmt == "parquet" else "csv")
+        constraints = resources.files("knowdo.designs.planner").joinpath("examples/example_programme.toml")
+        (directory / CONSTRAINTS_FILE).write_text(constraints.read_text(encoding="utf-8"), encoding="utf-8")
         result = run_project(directory, progress, truth=programme.truth.to_dict())
     _print_run(result, as_json, quiet)
 

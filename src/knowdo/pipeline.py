@@ -14,10 +14,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+from knowdo.complexity.section import scenario_section
 from knowdo.config import Project, load_project
+from knowdo.designs.did import did_on_panel
+from knowdo.designs.effect import Effect
+from knowdo.designs.planner.advisor import advise_file
+from knowdo.equity.section import equity_report
+from knowdo.errors import KnowdoError
 from knowdo.ingest import ValidatedData, read_and_validate
 from knowdo.outcomes import OutcomeSet, compute_outcomes
-from knowdo.report import ReportFiles, build_report, outcome_sections
+from knowdo.report import ReportFiles, ReportSection, build_report, outcome_sections
+from knowdo.report.evidence_sections import effects_section, equity_section, plan_section, scenarios_section
 from knowdo.store import (
     LoadSummary,
     Store,
@@ -29,6 +38,10 @@ from knowdo.store import (
 )
 
 Progress = Callable[[str], None]
+
+CENSORED_MONTHS = 3  # treatment starts are counted up to 90 days after a screen: the last 3 months are incomplete
+INTERSECTIONS = ("sex", "wealth_quintile", "residence")  # MAIHDA strata when the project has these dimensions
+CONSTRAINTS_FILE = "study-constraints.toml"  # the design advisor's input, when a project has one
 
 
 def _quiet(_: str) -> None:
@@ -74,9 +87,24 @@ def run_project(path: str | Path, progress: Progress = _quiet, *, truth: dict[st
         provenance = store.provenance()
     progress("computing outcomes")
     outcomes = compute_outcomes(panel, episodes, providers, sites, rollout, perceptions, project)
-    progress("writing the report")
     if truth is None:
         truth = _truth_beside(project)
+    progress("estimating the programme's effect")
+    effects = _effects(panel, project)
+    progress("measuring inequality")
+    intersections = tuple(d for d in INTERSECTIONS if d in {s.name for s in project.strata})
+    equity = equity_report(panel, project, effects=effects, episodes=episodes,
+                           intersections=intersections if len(intersections) > 1 else None)
+    progress("calibrating the scale-up model and running scenarios")
+    scenarios = scenario_section(panel, project, particles=100, sobol_n=128)
+    sections: list[ReportSection] = [*outcome_sections(outcomes, project)]
+    if effects:
+        sections.append(effects_section(effects, truth))
+    sections += [equity_section(equity), scenarios_section(scenarios)]
+    plan_file = project.root / CONSTRAINTS_FILE
+    if plan_file.exists():
+        sections.append(plan_section(advise_file(plan_file)))
+    progress("writing the report")
     results: dict[str, Any] = {
         "project": {
             "name": project.name,
@@ -86,6 +114,9 @@ def run_project(path: str | Path, progress: Progress = _quiet, *, truth: dict[st
             "panel_source": source,
         },
         **outcomes.to_dict(),
+        "effects": [e.to_dict() for e in effects],
+        "equity": equity.to_dict(),
+        "scenarios": scenarios.to_dict(),
         "provenance": {
             "latest_load": summary.to_dict(),
             "loads": json.loads(provenance.to_json(orient="records", date_format="iso")),
@@ -93,8 +124,22 @@ def run_project(path: str | Path, progress: Progress = _quiet, *, truth: dict[st
     }
     if truth is not None:
         results["truth"] = truth
-    report = build_report(project, results, sections=outcome_sections(outcomes, project))
+    report = build_report(project, results, sections=sections)
     return RunResult(project, summary, source, outcomes, report)
+
+
+def _effects(panel: pd.DataFrame, project: Project) -> list[Effect]:
+    """Callaway & Sant'Anna on treatment starts per 1,000 adults, when the rollout is staggered.
+
+    The last months are dropped: a screen there has not had its full window to start treatment.
+    """
+    if panel["first_treated"].isna().all():
+        return []
+    cutoff = (pd.Timestamp(project.end).to_period("M") - CENSORED_MONTHS).to_timestamp()
+    try:
+        return [did_on_panel(panel[panel["period"] <= cutoff], "started")]
+    except KnowdoError:
+        return []  # too few treated or comparison clinics: the report then has no effects section
 
 
 def _truth_beside(project: Project) -> dict[str, Any] | None:

@@ -32,15 +32,32 @@ from knowdo.errors import ParameterError
 class EffectLike(Protocol):
     """The part of :class:`knowdo.designs.effect.Effect` this module reads."""
 
-    design: str
-    estimand: str
-    estimate: float
-    std_error: float
-    conf_low: float
-    conf_high: float
-    level: float
-    p_value: float
-    strata: pd.DataFrame | None
+    @property
+    def design(self) -> str: ...
+
+    @property
+    def estimand(self) -> str: ...
+
+    @property
+    def estimate(self) -> float: ...
+
+    @property
+    def std_error(self) -> float: ...
+
+    @property
+    def conf_low(self) -> float: ...
+
+    @property
+    def conf_high(self) -> float: ...
+
+    @property
+    def level(self) -> float: ...
+
+    @property
+    def p_value(self) -> float: ...
+
+    @property
+    def strata(self) -> pd.DataFrame | None: ...
 
 
 SIDE_COLUMNS = (

@@ -38,6 +38,7 @@ OUTCOMES = (
     "effective_per_1000",
 )
 Weights = Literal["population", "cells"]
+CENSORED_MONTHS = 3  # the 90-day start window (knowdo.config.OutcomeDefinitions.start_window_days) in months
 
 
 def strata_labels() -> list[tuple[str, str]]:
@@ -128,9 +129,28 @@ class ExampleTruth:
         w = c.loc[rows, "population"] if weights == "population" else pd.Series(1.0, index=c.index[rows])
         return float((c.loc[rows, "effect"] * w).sum() / w.sum())
 
+    def estimation_cutoff(self) -> dt.date:
+        """Last month a panel estimator should use: treatment starts within the 90-day window after a
+        screen are cut off by the end of the data, so the final ``CENSORED_MONTHS`` months are dropped."""
+        end = pd.Timestamp(self.parameters.end).to_period("M") - CENSORED_MONTHS
+        return end.to_timestamp().date()
+
+    def did_targets(self, outcome: str = "started_per_1000") -> pd.DataFrame:
+        """The ATT a site x month DiD estimates, per stratum: each treated facility-month weighted
+        equally, through :meth:`estimation_cutoff`."""
+        cutoff = self.estimation_cutoff()
+        labels = self.cells.loc[self.cells["outcome"] == outcome, ["dimension", "stratum"]].drop_duplicates()
+        rows = [
+            {"outcome": outcome, "dimension": d, "stratum": st, "through": cutoff.isoformat(),
+             "att": self.att(outcome, dimension=d, stratum=st, through=cutoff, weights="cells")}
+            for d, st in labels.itertuples(index=False)
+        ]
+        return pd.DataFrame(rows)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary: parameters, rollout, effects by stratum and event time, strategy effects, ATTs."""
         return {
+            "did_targets": _records(self.did_targets()),
             "description": "Known truth of the synthetic example programme (expected values from its rate model).",
             "parameters": self.parameters.to_dict(),
             "att": {name: self.att(name) for name in OUTCOMES},
