@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo-project
 
-.PHONY: demo test test-slow lint typecheck architecture browser bench lock clean dictionary
+.PHONY: demo test test-slow lint typecheck architecture system-packages bench lock clean dictionary
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,11 +18,16 @@ $(STAMP): requirements.lock pyproject.toml
 demo: $(STAMP)
 	$(BIN)/knowdo demo --dir $(DEMO_DIR)
 
-# Debian's chromium drives the browser tests; install it when missing (root or sudo).
-browser:
-	@command -v chromium >/dev/null 2>&1 || { \
+# The tests drive Debian's chromium (report and workspace pages) and start throwaway PostgreSQL
+# servers (OMOP sources, workspace storage); install both from Debian when missing (root or sudo).
+system-packages:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
@@ -33,10 +38,10 @@ typecheck: $(STAMP)
 architecture: $(STAMP)
 	$(BIN)/lint-imports
 
-test: $(STAMP) browser lint typecheck architecture
+test: $(STAMP) system-packages lint typecheck architecture
 	$(BIN)/pytest -n 2 -m "not slow"
 
-test-slow: $(STAMP) browser
+test-slow: $(STAMP) system-packages
 	$(BIN)/pytest -m slow
 
 bench: $(STAMP)

@@ -8,6 +8,7 @@
     knowdo plan DESIGN ... | knowdo plan advise        power, sample size, design advice
     knowdo equity PROJECT | --heat FILE.csv             WHO HEAT inequality measures
     knowdo simulate PROJECT [--scenario F.toml]        calibrated scale-up scenarios
+    knowdo ingest PROJECT [--check]                    what changed + data quality, then load
 
 User errors (a bad project file, data breaking the schema) print one
 readable report and exit with status 1; ``--json`` prints machine-readable
@@ -30,7 +31,7 @@ from rich.status import Status
 from rich.table import Table
 
 from knowdo import __version__
-from knowdo.commands import equity, plan, simulate
+from knowdo.commands import equity, ingest, plan, simulate
 from knowdo.errors import KnowdoError, SchemaError
 from knowdo.examples import generate_programme, write_project
 from knowdo.pipeline import (
@@ -198,6 +199,7 @@ def render_dictionary() -> str:
 plan.register(app)
 equity.register(app)
 simulate.register(app)
+ingest.register(app)
 
 
 @app.callback(invoke_without_command=True)

@@ -35,7 +35,7 @@ import datetime as dt
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from knowdo.errors import ConfigError
 from knowdo.schema import TABLES
@@ -82,10 +82,64 @@ class OutcomeDefinitions:
     maintenance_months: int = 6  # RE-AIM maintenance: >= 6 months after support/last contact (Glasgow 2019)
 
 
+SourceKind = Literal[
+    "csv",
+    "dhis2-datavalues",
+    "dhis2-analytics",
+    "dhis2-tracker",
+    "fhir-bundle",
+    "fhir-bulk",
+    "omop-duckdb",
+    "omop-postgres",
+    "redcap-flat",
+    "redcap-eav",
+]
+SOURCE_KINDS: tuple[str, ...] = get_args(SourceKind)
+# Keys a [[sources]] entry may carry besides kind/table/path/url/mapping; each connector documents its own.
+SOURCE_OPTION_KEYS = (
+    "org_units",
+    "org_unit_levels",
+    "dictionary",
+    "schema",
+    "query",
+    "auth_env",
+    "timeout",
+    "retries",
+    "page_size",
+    "credentials",
+    "concepts",
+    "validate",
+    "fields",
+    "form_status",
+)
+
+
 @dataclass(frozen=True)
 class Source:
+    """One entry of ``[[sources]]``.
+
+    ``kind = "csv"`` (the default) is one CSV or Parquet file holding one
+    canonical ``table``. Every other kind is a connector reading a system's
+    own export (``path``) or its live API (``url``) into several canonical
+    tables; ``mapping`` names a built-in mapping, a mapping file or an inline
+    table (see :mod:`knowdo.ingest.mapping`); ``options`` holds the
+    connector's other keys (paths in it are relative to the project folder).
+    Secrets never go here: API credentials are read from environment
+    variables or a user-level file outside the project (``auth_env``,
+    ``credentials``).
+    """
+
     table: str
     path: Path
+    kind: SourceKind = "csv"
+    url: str | None = None
+    mapping: str | dict[str, Any] | None = field(default=None, hash=False)
+    options: dict[str, Any] = field(default_factory=dict, hash=False)
+
+    @property
+    def location(self) -> str:
+        """The file or URL, as error messages name it."""
+        return self.url if self.url else str(self.path)
 
 
 @dataclass(frozen=True)
@@ -185,14 +239,66 @@ def _sources(items: Any, root: Path, where: str) -> tuple[Source, ...]:
         raise ConfigError(f"{where}: [[sources]] must be an array of tables")
     sources = []
     for i, item in enumerate(items, start=1):
-        table = item.get("table") if isinstance(item, dict) else None
-        path = item.get("path") if isinstance(item, dict) else None
-        if table not in TABLES:
-            raise ConfigError(f"{where}: source #{i} names table {table!r}; expected one of {', '.join(TABLES)}")
-        if not isinstance(path, str) or not path:
-            raise ConfigError(f"{where}: source #{i} ({table}) needs a path")
-        sources.append(Source(table=table, path=(root / path)))
+        if not isinstance(item, dict):
+            raise ConfigError(f"{where}: source #{i} must be a table")
+        kind = item.get("kind", "csv")
+        if kind not in SOURCE_KINDS:
+            raise ConfigError(f"{where}: source #{i} has kind {kind!r}; expected one of {', '.join(SOURCE_KINDS)}")
+        if kind == "csv":
+            sources.append(_file_source(item, i, root, where))
+        else:
+            sources.append(_connector_source(item, kind, i, root, where))
     return tuple(sources)
+
+
+def _file_source(item: dict[str, Any], i: int, root: Path, where: str) -> Source:
+    table = item.get("table")
+    path = item.get("path")
+    if table not in TABLES:
+        raise ConfigError(f"{where}: source #{i} names table {table!r}; expected one of {', '.join(TABLES)}")
+    if not isinstance(path, str) or not path:
+        raise ConfigError(f"{where}: source #{i} ({table}) needs a path")
+    return Source(table=table, path=(root / path))
+
+
+def _connector_source(item: dict[str, Any], kind: SourceKind, i: int, root: Path, where: str) -> Source:
+    known = {"kind", "path", "url", "mapping", "table", *SOURCE_OPTION_KEYS}
+    unknown = set(item) - known
+    if unknown:
+        raise ConfigError(f"{where}: source #{i} ({kind}) has unknown keys {sorted(unknown)}; known: {sorted(known)}")
+    path, url = item.get("path"), item.get("url")
+    if (path is None) == (url is None):
+        raise ConfigError(f"{where}: source #{i} ({kind}) needs exactly one of path (an export) or url (a server)")
+    if path is not None and (not isinstance(path, str) or not path):
+        raise ConfigError(f"{where}: source #{i} ({kind}) path must be a non-empty string, saw {path!r}")
+    if url is not None and (not isinstance(url, str) or not url.startswith(("http://", "https://", "postgresql"))):
+        raise ConfigError(f"{where}: source #{i} ({kind}) url must start with http(s):// or postgresql, saw {url!r}")
+    if isinstance(url, str) and "@" in url.split("//", 1)[-1].split("/", 1)[0] and ":" in url.split("//", 1)[-1]:
+        userinfo = url.split("//", 1)[-1].split("@", 1)[0]
+        if ":" in userinfo:
+            raise ConfigError(
+                f"{where}: source #{i} ({kind}) url carries a password; remove it and set it in the environment "
+                "variable named by auth_env (secrets never go in the project folder)"
+            )
+    mapping = item.get("mapping")
+    if mapping is not None and not isinstance(mapping, str | dict):
+        raise ConfigError(f"{where}: source #{i} ({kind}) mapping must be a name, a file or a table, saw {mapping!r}")
+    options = {k: v for k, v in item.items() if k in SOURCE_OPTION_KEYS}
+    query = options.get("query", {})
+    if not isinstance(query, dict):
+        raise ConfigError(f"{where}: source #{i} ({kind}) query must be a table of request parameters")
+    secrets = sorted(k for k in query if k.lower() in {"token", "password", "api_key", "access_token"})
+    if secrets:
+        raise ConfigError(f"{where}: source #{i} ({kind}) query carries {secrets}; secrets never go in the project "
+                          "folder: set them in the environment variables named by auth_env")
+    return Source(
+        table=str(item.get("table", "")),
+        path=root / path if isinstance(path, str) else root,
+        kind=kind,
+        url=url,
+        mapping=mapping,
+        options=options,
+    )
 
 
 def _strata(section: Any, where: str) -> tuple[Stratum, ...]:

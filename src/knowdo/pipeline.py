@@ -28,6 +28,7 @@ from knowdo.outcomes import OutcomeSet, compute_outcomes
 from knowdo.report import ReportFiles, ReportSection, build_report, outcome_sections
 from knowdo.report.evidence_sections import effects_section, equity_section, plan_section, scenarios_section
 from knowdo.store import (
+    OMOP_READERS,
     LoadSummary,
     Store,
     build_panel,
@@ -60,12 +61,12 @@ class RunResult:
 def validate_project(path: str | Path) -> tuple[Project, ValidatedData]:
     """Check a project's files against the schema without touching its store."""
     project = load_project(path)
-    return project, read_and_validate(project)
+    return project, read_and_validate(project, readers=OMOP_READERS)
 
 
 def load_project_data(project: Project, progress: Progress = _quiet) -> LoadSummary:
     progress("validating sources")
-    data = read_and_validate(project)
+    data = read_and_validate(project, readers=OMOP_READERS)
     progress("loading into the store")
     with Store.for_project(project) as store:
         return store.load(data, project)

@@ -1,4 +1,4 @@
-"""Read a project's CSV and Parquet sources into raw frames, with checksums.
+"""Read a project's sources into raw frames, with checksums: CSV/Parquet files and connectors.
 
 CSV columns are read as text so that validation, not the parser, decides what
 is wrong with a value and can say which row it was. Problems that stop a file
@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,23 @@ import pyarrow.parquet as pq
 
 from knowdo.config import Project, Source
 from knowdo.errors import Problem
+from knowdo.ingest.canonical import CanonicalFrames
+from knowdo.ingest.dhis2 import read_dhis2_source
+from knowdo.ingest.fhir_sources import read_fhir_source
+from knowdo.ingest.redcap import read_redcap_source
+from knowdo.schema import LOAD_ORDER
+
+SourceReader = Callable[[Source, Project], CanonicalFrames]
+
+CONNECTORS: dict[str, SourceReader] = {
+    "dhis2-datavalues": read_dhis2_source,
+    "dhis2-analytics": read_dhis2_source,
+    "dhis2-tracker": read_dhis2_source,
+    "fhir-bundle": read_fhir_source,
+    "fhir-bulk": read_fhir_source,
+    "redcap-flat": read_redcap_source,
+    "redcap-eav": read_redcap_source,
+}
 
 
 @dataclass(frozen=True)
@@ -31,10 +49,11 @@ class RawSource:
     frame: pd.DataFrame | None
     sha256: str | None
     problems: tuple[Problem, ...] = ()
+    origin: str | None = None  # file or URL a connector read, shown instead of the path's name
 
     @property
     def label(self) -> str:
-        return self.path.name
+        return self.origin if self.origin is not None else self.path.name
 
 
 def sha256_of(path: Path) -> str:
@@ -105,6 +124,44 @@ def _failed(source: Source, problem: Problem) -> RawSource:
     return RawSource(source.table, source.path, None, None, (problem,))
 
 
-def read_sources(project: Project) -> list[RawSource]:
-    """Read every source named in the project file, in file order."""
-    return [read_source(source) for source in project.sources]
+def read_sources(project: Project, *, readers: Mapping[str, SourceReader] | None = None) -> list[RawSource]:
+    """Read every source named in the project file, in file order.
+
+    ``readers`` adds or replaces connectors by source kind (the store passes
+    its OMOP readers this way).
+    """
+    known = {**CONNECTORS, **(readers or {})}
+    out: list[RawSource] = []
+    for source in project.sources:
+        if source.kind == "csv":
+            out.append(read_source(source))
+        elif source.kind in known:
+            out.extend(raw_sources(source, known[source.kind](source, project)))
+        else:
+            out.append(_failed(source, Problem(
+                source.location, "source-kind",
+                f"sources of kind '{source.kind}' are read through the project store; load this project with "
+                "`knowdo run` (or pass knowdo.store.omop_source.OMOP_READERS as readers)",
+            )))
+    return out
+
+
+def raw_sources(source: Source, frames: CanonicalFrames) -> list[RawSource]:
+    """One RawSource per canonical table a connector produced; the connector's problems ride on the first.
+
+    When the connector met an error, no frame is passed on: the tables are
+    incomplete, and schema checks on them would only repeat the same trouble.
+    """
+    name = Path(frames.origin).name if not frames.origin.startswith(("http://", "https://")) else frames.origin
+    problems = tuple(frames.problems)
+    tables = [t for t in LOAD_ORDER if t in frames.tables]
+    if frames.errors or not tables:
+        if not tables and not frames.errors:
+            problems += (Problem(frames.origin, "no-data", "the source yielded no rows for any canonical table",
+                                 severity="warning"),)
+        return [RawSource(tables[0] if tables else "sites", source.path, None, frames.sha256, problems, origin=name)]
+    return [
+        RawSource(table, source.path, frames.tables[table], frames.sha256, problems if i == 0 else (),
+                  origin=f"{name} [{table}]")
+        for i, table in enumerate(tables)
+    ]

@@ -9,7 +9,7 @@ columns only when it passes; :func:`validate_sources` raises one
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,7 +17,7 @@ import pandas as pd
 
 from knowdo.config import Project
 from knowdo.errors import Problem, SchemaError
-from knowdo.ingest.files import RawSource, read_sources
+from knowdo.ingest.files import RawSource, SourceReader, read_sources
 from knowdo.schema import INSTRUMENTS, ITEM_COLUMNS, LOAD_ORDER, TABLES, Column, Table
 
 LISTED_PER_RULE = 20  # rows listed one by one per file, column and rule; the rest are counted
@@ -93,9 +93,12 @@ class ValidatedData:
         return {name: len(frame) for name, frame in self.tables.items()}
 
 
-def read_and_validate(project: Project) -> ValidatedData:
-    """Read every source of ``project`` and validate it; raise SchemaError on any error."""
-    return validate_sources(read_sources(project), project)
+def read_and_validate(project: Project, *, readers: Mapping[str, SourceReader] | None = None) -> ValidatedData:
+    """Read every source of ``project`` and validate it; raise SchemaError on any error.
+
+    ``readers`` adds connectors by source kind (the store's OMOP database readers).
+    """
+    return validate_sources(read_sources(project, readers=readers), project)
 
 
 def validate_sources(sources: Iterable[RawSource], project: Project) -> ValidatedData:

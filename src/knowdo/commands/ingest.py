@@ -1,0 +1,127 @@
+"""``knowdo ingest``: read a project's sources (files, DHIS2, FHIR, OMOP, REDCap) and load them.
+
+    knowdo ingest PROJECT            read every [[sources]] entry, validate, load the store
+    knowdo ingest PROJECT --check    read and validate only; show what each source gave
+    knowdo ingest PROJECT --json     the same, as JSON on stdout
+
+Aggregate counts also get the WHO/DHIS2-style data-quality checks
+(completeness, outliers at 2 and 3 SD, consistency); see
+:mod:`knowdo.ingest.quality`. Before loading, the new tables are compared with the store's, by each table's
+key, and "what changed since the last load" is printed: rows added, corrected
+and removed, and new months. Pulling the same data again changes nothing.
+
+Every source is read through its connector (OMOP databases through the
+store), validated against the canonical schema, and loaded all-or-nothing;
+a problem anywhere prints the located report and exits with status 1,
+leaving the store as it was.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from knowdo.config import load_project
+from knowdo.errors import KnowdoError, SchemaError
+from knowdo.ingest.changes import compare_tables
+from knowdo.ingest.files import read_sources
+from knowdo.ingest.quality import data_quality
+from knowdo.ingest.validate import validate_sources
+from knowdo.schema import TABLES
+from knowdo.store import Store
+from knowdo.store.omop_source import OMOP_READERS
+
+out = Console()
+err = Console(stderr=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``ingest`` command to ``app``."""
+    app.command("ingest")(ingest)
+
+
+@contextmanager
+def _user_errors(as_json: bool) -> Iterator[None]:
+    try:
+        yield
+    except SchemaError as exc:
+        if as_json:
+            print(json.dumps({"ok": False, "problems": [p.to_dict() for p in exc.problems]}, indent=2))
+        else:
+            err.print("[bold red]The sources break the schema; nothing was loaded.[/]")
+            err.print(exc.report(), markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    except KnowdoError as exc:
+        if as_json:
+            print(json.dumps({"ok": False, "error": type(exc).__name__, "message": str(exc)}))
+        else:
+            err.print(f"[bold red]{type(exc).__name__}:[/] ", end="")
+            err.print(str(exc), markup=False, highlight=False)
+        raise typer.Exit(1) from None
+
+
+def ingest(
+    project_dir: Annotated[Path, typer.Argument(help="Project folder (holding knowdo.toml).")],
+    check: Annotated[bool, typer.Option("--check", help="Read and validate only; do not load.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")] = False,
+) -> None:
+    """Read every source of a project through its connector, validate it, and load the store."""
+    with _user_errors(as_json):
+        project = load_project(project_dir)
+        raw = read_sources(project, readers=OMOP_READERS)
+        data = validate_sources(raw, project)
+        sources = [{"source": r.label, "table": r.table, "rows": 0 if r.frame is None else len(r.frame),
+                    "sha256": r.sha256} for r in raw]
+        warnings = [p.to_dict() for r in raw for p in r.problems if p.severity != "error"]
+        warnings += [p.to_dict() for p in data.warnings]
+        result: dict[str, Any] = {"ok": True, "checked_only": check, "sources": sources, "warnings": warnings,
+                                  "rows": data.row_counts()}
+        before: dict[str, pd.DataFrame] = {}
+        if project.store_path.exists():
+            with Store.for_project(project, read_only=True) as store:
+                before = {name: store.table(name) for name in TABLES if store.has_table(name)}
+        changes = compare_tables(before, data.tables)
+        result["changes"] = changes.to_dict()
+        quality = None
+        aggregates = data.tables.get("aggregates")
+        if aggregates is not None and len(aggregates):
+            facilities = None
+            if "sites" in data.tables:
+                sites = data.tables["sites"]
+                facilities = sorted(sites.loc[sites["level"] == "facility", "site_id"])
+            quality = data_quality(aggregates, start=project.start, end=project.end, sites=facilities)
+            result["data_quality"] = quality.to_dict()
+        if not check:
+            with Store.for_project(project) as store:
+                summary = store.load(data, project)
+            result["load"] = summary.to_dict()
+    if as_json:
+        print(json.dumps(result, indent=2, default=str))
+        return
+    table = Table(title=f"{project.name}: sources read")
+    for column in ("source", "table", "rows"):
+        table.add_column(column, justify="right" if column == "rows" else "left")
+    for item in sources:
+        table.add_row(str(item["source"]), str(item["table"]), f"{item['rows']:,}")
+    out.print(table)
+    for warning in warnings:
+        out.print(f"warning: {warning['file']}: [{warning['rule']}] {warning['message']}", markup=False,
+                  highlight=False, style="yellow")
+    out.print(changes.summary(), markup=False, highlight=False)
+    if quality is not None:
+        out.print("Data quality (WHO DQ Tool thresholds):", markup=False, highlight=False)
+        out.print(quality.summary(), markup=False, highlight=False)
+    if check:
+        out.print("[green]All sources pass the schema.[/] Nothing was loaded (--check).")
+    else:
+        load = result["load"]
+        note = " (same files as the last load)" if load["unchanged"] else ""
+        out.print(f"[green]Loaded[/] load #{load['load_id']} into {project.store_path.name}{note}.")
