@@ -472,16 +472,17 @@ def test_compute_outcomes_leaves_inputs_unchanged_and_serialises(inputs: dict[st
         pd.testing.assert_frame_equal(frame, before[name], obj=name)
     assert isinstance(out, OutcomeSet)
     d = out.to_dict()
-    assert list(d) == ["cascade", "reaim", "proctor", "perceptions"]
+    assert list(d) == ["cascade", "reaim", "proctor", "perceptions", "trends"]
     text = json.dumps(d, allow_nan=False)
     assert json.loads(text)["reaim"]["settings"]["maintenance_months"] == 6
-    for result in out.results().values():
-        assert tuple(result.to_frame().columns) == TIDY_COLUMNS
+    for name, result in out.results().items():
+        extra = ("period",) if name == "trends" else ()  # trend rows also carry their month
+        assert tuple(result.to_frame().columns) == (*TIDY_COLUMNS, *extra)
         assert result.summary()
         assert result.plot().to_dict()
     frame = out.to_frame()
     assert frame.columns[0] == "result"
-    assert set(frame["result"]) == {"cascade", "reaim", "proctor", "perceptions"}
+    assert set(frame["result"]) == {"cascade", "reaim", "proctor", "perceptions", "trends"}
     assert out.plot().to_dict()["vconcat"]
     assert "RE-AIM" in out.summary()
 
@@ -537,3 +538,43 @@ def test_sessions_outside_the_rollout_are_not_adoption(inputs: dict[str, pd.Data
     assert r.value("adoption_settings", "of_all_sites", group_type="month", group="2024-01") == pytest.approx(0.2)
     assert r.value("adoption_settings", "of_all_sites") == pytest.approx(0.6)
     assert any("outside the intervention's rollout" in n for n in r.notes)
+
+
+def test_units_say_what_each_count_counts(inputs: dict[str, pd.DataFrame]) -> None:
+    """The unit columns name what numerator and denominator count, so publishing can tell people from sites."""
+    out = compute_outcomes(
+        inputs["panel"],
+        inputs["episodes"],
+        inputs["providers"],
+        inputs["sites"],
+        inputs["rollout"],
+        inputs["perceptions"],
+        PROJECT,
+    )
+    frame = out.to_frame()
+    assert frame["unit"].notna().all() and frame["denominator_unit"].notna().all()
+    units = frame.groupby(["result", "outcome", "measure"])[["unit", "denominator_unit"]].agg(set)
+    expected = {
+        ("proctor", "adoption", "sites"): ("sites", "sites"),  # rolled-out sites delivering / rolled out
+        ("proctor", "adoption", "providers"): ("providers", "providers"),
+        ("proctor", "sustainability", "proportion"): ("sites", "sites"),
+        ("proctor", "fidelity", "mean"): ("score", "sessions"),  # fidelity scores summed over scored sessions
+        ("proctor", "implementation_cost", "total"): ("money", "money"),
+        ("proctor", "implementation_cost", "per_participant"): ("money", "people"),
+        ("proctor", "penetration", "patients"): ("people", "people"),
+        ("reaim", "adoption_settings", "of_all_sites"): ("sites", "sites"),
+        ("reaim", "adoption_staff", "proportion"): ("providers", "providers"),
+        ("reaim", "adoption_representativeness", "catchment_mean_adopters"): ("people", "sites"),
+        ("reaim", "phq9_change", "mean"): ("score", "people"),
+        ("reaim", "sessions_per_participant", "mean"): ("sessions", "people"),
+        ("reaim", "cost_per_participant", "ratio"): ("money", "people"),
+        ("reaim", "reach", "proportion"): ("people", "people"),
+        ("reaim", "response", "proportion"): ("people", "people"),
+        ("perceptions", "AIM", "mean"): ("score", "providers"),
+        ("perceptions", "AIM", "share_agree_informal"): ("providers", "providers"),
+        ("cascade", "effective", "cumulative"): ("people", "people"),
+        ("trends", "reach", "proportion"): ("people", "people"),
+    }
+    for key, (unit, denominator_unit) in expected.items():
+        assert units.loc[key, "unit"] == {unit}, key
+        assert units.loc[key, "denominator_unit"] == {denominator_unit}, key

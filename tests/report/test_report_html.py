@@ -34,7 +34,10 @@ from knowdo.report import (
     publishable_results,
     reach_gaps,
     reaim_panel,
+    render_table,
     sections_from_results,
+    suppress_frame,
+    tidy_section,
     trend_chart,
 )
 
@@ -520,3 +523,165 @@ def test_synthetic_report_renders_in_chromium(report: dict[str, Any], tmp_path: 
     assert states and all(state == ["true", True] for state in states)
     assert messages == []
     assert requests == [page_url]
+
+
+# ---------------------------------------------------------------- what each count counts (units)
+#
+# Small counts of sites, sums of scores and money are not counts of people and are shown; people, providers
+# and sessions (and rows that do not say what they count) fall under the rule. Each row below is tagged as the
+# outcomes tag their tidy rows.
+UNIT_ROWS = {
+    "sites": tidy_row("adoption", 3, 5, domain="proctor", measure="sites", unit="sites", denominator_unit="sites"),
+    "fidelity": {
+        **tidy_row("fidelity", 7.5, 20, domain="proctor", measure="mean", unit="score", denominator_unit="sessions"),
+    },
+    "fidelity_few_sessions": tidy_row(
+        "fidelity", 6.0, 8, domain="proctor", measure="mean", unit="score", denominator_unit="sessions"
+    ),
+    "cost_few_people": {
+        **tidy_row("cost", 3300, 3, measure="per_participant", unit="money", denominator_unit="people"),
+        "estimate": 1100.0,
+    },
+    "cost_total": {**tidy_row("cost", 9, 1, measure="total", unit="money", denominator_unit="money"), "estimate": 9.0},
+    "providers": tidy_row("adoption", 4, 9, measure="providers", unit="providers", denominator_unit="providers"),
+    "people_zero": tidy_row("effective", 0, 500, measure="cumulative", unit="people", denominator_unit="people"),
+    "no_unit": tidy_row("reach", 3, 40),
+}
+
+
+def test_only_counts_of_people_are_suppressed_in_results_json() -> None:
+    names = list(UNIT_ROWS)
+    out = publishable_results({"rows": [UNIT_ROWS[n] for n in names]}, 11)
+    rows = dict(zip(names, out["rows"], strict=True))
+    # 3 of 5 sites: shown, with its estimate and interval
+    assert rows["sites"]["suppressed"] is False
+    assert (rows["sites"]["numerator"], rows["sites"]["denominator"]) == (3, 5)
+    assert rows["sites"]["estimate"] == pytest.approx(0.6)
+    # a fidelity score sum of 7.5 over 20 sessions is shown; over 8 sessions the session count is small
+    assert rows["fidelity"]["suppressed"] is False and rows["fidelity"]["numerator"] == pytest.approx(7.5)
+    assert rows["fidelity_few_sessions"]["suppressed"] is True and rows["fidelity_few_sessions"]["estimate"] is None
+    # money over 3 people: the people count is small, so the whole row goes, the money included
+    cost = rows["cost_few_people"]
+    assert cost["suppressed"] is True and cost["numerator"] is None and cost["estimate"] is None
+    # a total of 9 (money) is not a small cell
+    assert rows["cost_total"]["suppressed"] is False and rows["cost_total"]["numerator"] == 9
+    # providers are staff, few enough to be named: 4 of 9 is suppressed
+    assert rows["providers"]["suppressed"] is True and rows["providers"]["numerator"] is None
+    # 0 of 500 people: a zero is not disclosive and the denominator is large
+    zero = rows["people_zero"]
+    assert zero["suppressed"] is False and (zero["numerator"], zero["denominator"], zero["estimate"]) == (0, 500, 0.0)
+    # a row that does not say what it counts is treated as counting people
+    assert rows["no_unit"]["suppressed"] is True and rows["no_unit"]["numerator"] is None
+    # the unit columns are published with the figures
+    assert rows["sites"]["unit"] == "sites" and rows["cost_few_people"]["denominator_unit"] == "people"
+
+
+def test_rounding_applies_to_counts_of_people_only() -> None:
+    frame = pd.DataFrame([UNIT_ROWS["sites"], tidy_row("reach", 42, 97, unit="people", denominator_unit="people")])
+    out = suppress_frame(frame, threshold=3, rounding=5)
+    assert out.frame["numerator"].tolist() == [3, 40]  # 3 sites left as they are; 42 people rounded to 40
+    assert out.frame["denominator"].tolist() == [5, 95]
+    assert not out.blanked.to_numpy().any()
+
+
+def test_small_site_counts_reach_page_and_charts(tmp_path: Path) -> None:
+    proctor = pd.DataFrame(
+        [
+            {**UNIT_ROWS["sites"], "group_type": group_type, "group": group}
+            for group_type, group in (("overall", "all"), ("district", "D1"), ("district", "D2"))
+        ]
+        + [
+            {**UNIT_ROWS["providers"], "group_type": group_type, "group": group}
+            for group_type, group in (("overall", "all"), ("district", "D1"))
+        ]
+    )
+    results = {"proctor": to_dict(proctor)}
+    files = build_report(make_project(tmp_path), results)
+    page = PageParser()
+    page.feed(files.html.read_text(encoding="utf-8"))
+    assert "3" in page.cells and "60.0%" in page.cells  # 3 of 5 sites, 60%
+    assert page.cells.count("<11") == 4  # the providers' 4 and 9, overall and in D1
+    records = [r for spec in chart_specs(page) for rows in spec.get("datasets", {}).values() for r in rows]
+    sites = [r for r in records if r.get("unit") == "sites"]
+    assert sites and all(r["numerator"] == 3 and r["suppressed"] is False for r in sites)
+    providers = [r for r in records if r.get("unit") == "providers"]
+    assert providers and all(r["numerator"] is None and r["suppressed"] is True for r in providers)
+    published = json.loads(files.json.read_text(encoding="utf-8"))
+    assert [r["suppressed"] for r in published["proctor"]["rows"]] == [False, False, False, True, True]
+
+
+# ---------------------------------------------------------------- trends by site and district
+
+
+def trend_rows() -> pd.DataFrame:
+    """Two districts (D1: S1, S2; D2: S3), three months, two measures; S3 in March holds 4 of 60 people."""
+    rows = []
+    months = ("2024-01", "2024-02", "2024-03")
+    for outcome, share in (("reach", 0.3), ("screening_coverage", 0.5)):
+        for i, month in enumerate(months):
+            for site in ("S1", "S2", "S3"):
+                k = 4 if (site == "S3" and month == "2024-03" and outcome == "reach") else round(60 * share) + i
+                rows.append(tidy_row(outcome, k, 60, group_type="site_month", group=site, period=month))
+            for district, n in (("D1", 120), ("D2", 60)):
+                rows.append(
+                    tidy_row(
+                        outcome, round(n * share) + i, n, group_type="district_month", group=district, period=month
+                    )
+                )
+            rows.append(tidy_row(outcome, round(180 * share) + i, 180, group_type="month", group=month, period=month))
+    frame = pd.DataFrame(rows).assign(domain="trends", unit="people", denominator_unit="people")
+    return frame
+
+
+def test_trend_section_draws_sites_and_districts() -> None:
+    section = tidy_section("trends", trend_rows(), threshold=11)
+    assert section.title == "Trends by site and district"
+    specs = [chart_spec(c, threshold=11) for c in section.charts]
+    assert len(specs) == 2
+    for spec, place, names in zip(specs, ("district", "site"), (["D1", "D2"], ["S1", "S2", "S3"]), strict=True):
+        params = {p["name"]: p for p in spec["params"]}
+        assert params[f"focus_{place}"]["bind"]["options"] == names
+        assert params[f"outcome_{place}"]["bind"]["options"] == ["reach", "screening_coverage"]
+        vl_convert.vegalite_to_vega(spec)  # a valid specification
+        records = [r for rows in spec["datasets"].values() for r in rows]
+        # the programme's months are the overall line in both charts
+        assert sum(r["group_type"] == "overall" for r in records) == 6
+    site_records = [r for rows in specs[1]["datasets"].values() for r in rows]
+    small = [r for r in site_records if r["group"] == "S3" and r["outcome"] == "reach" and r["period"] == "2024-03-01"]
+    assert len(small) == 1 and small[0]["suppressed"] is True and small[0]["numerator"] is None
+    assert small[0]["estimate"] is None and small[0]["conf_low"] is None
+    numbers = [v for v in walk_values(specs[1]["datasets"]) if isinstance(v, float)]
+    assert not any(math.isclose(v, 4 / 60, rel_tol=1e-6) for v in numbers)
+    # tables: the latest month only, per district and per site, with the small cell marked
+    captions = [t.caption for t in section.tables if isinstance(t, ReportTable)]
+    assert captions == ["Trends: by district, March 2024", "Trends: by site, March 2024"]
+    site_table = render_table(section.tables[1], threshold=11)
+    assert site_table.total_rows == 6 and "Unit" not in site_table.headers
+    assert "<11" in [cell.text for row in site_table.rows for cell in row]
+
+
+def test_trends_follow_the_cascade_in_the_report(tmp_path: Path) -> None:
+    results = {"trends": to_dict(trend_rows()), **synthetic_results()}
+    sections = sections_from_results(results)
+    assert [s.key for s in sections][:3] == ["cascade", "trends", "reaim"]
+    files = build_report(make_project(tmp_path), results)
+    html = files.html.read_text(encoding="utf-8")
+    assert 'id="trends"' in html and "Sites month by month" in html and "Districts month by month" in html
+    published = json.loads(files.json.read_text(encoding="utf-8"))
+    small = [
+        r
+        for r in published["trends"]["rows"]
+        if r["group"] == "S3" and r["outcome"] == "reach" and r["period"] == "2024-03"
+    ]
+    assert small[0]["suppressed"] is True and small[0]["numerator"] is None
+
+
+def test_blanked_score_sum_is_not_marked_as_a_small_count() -> None:
+    frame = pd.DataFrame([UNIT_ROWS["fidelity_few_sessions"], UNIT_ROWS["fidelity"]])
+    table = render_table(ReportTable(frame, "Fidelity", hidden_columns=("unit", "denominator_unit")), threshold=11)
+    numerator, denominator = table.headers.index("Numerator"), table.headers.index("Denominator")
+    first, second = ([cell.text for cell in row] for row in table.rows)
+    # 8 sessions is a small count of contacts; the score sum 6.0 goes with its row but is not a count
+    assert (first[numerator], first[denominator]) == ("suppressed", "<11")
+    assert (second[numerator], second[denominator]) == ("7.50", "20")  # a score sum, shown to two places
+    assert "Unit" not in table.headers

@@ -38,7 +38,7 @@ from knowdo.outcomes.groups import (
     strata_of,
 )
 from knowdo.outcomes.intervals import DEFAULT_LEVEL, grouped_cluster_ratio, wilson_unchecked, z_value
-from knowdo.outcomes.results import OutcomeResult, concat_tidy, level_text, make_tidy, num, pct, pct_ci
+from knowdo.outcomes.results import OutcomeResult, Unit, concat_tidy, level_text, make_tidy, num, pct, pct_ci
 
 STAGES = ("need", "detected", "started", "adequate", "effective")
 # Panel column holding each stage's count.
@@ -208,8 +208,12 @@ def proportion_rows(
     level: float,
     ci: CiMethod,
     estimated_denominator: bool,
+    unit: Unit = "people",
 ) -> pd.DataFrame:
-    """Tidy rows of ``k / n`` per group with Wilson or (for groups of ≥2 sites) cluster-robust intervals."""
+    """Tidy rows of ``k / n`` per group with Wilson or (for groups of ≥2 sites) cluster-robust intervals.
+
+    ``unit`` is what ``k`` and ``n`` count: the panel's counts and stocks are people.
+    """
     num_ = by_group[k].to_numpy(float)
     den = by_group[n].to_numpy(float)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -240,6 +244,7 @@ def proportion_rows(
         conf_low=low,
         conf_high=high,
         method=method,
+        unit=unit,
     )
 
 
@@ -305,6 +310,7 @@ def compute_cascade(
                 denominator=np.nan,
                 estimate=by_group[col],
                 method="estimate" if stage == "need" else "count",
+                unit="people",
             )
         )
     for i, stage in enumerate(STAGES[1:], start=1):

@@ -44,7 +44,7 @@ from knowdo.outcomes.intervals import (
     wilson_unchecked,
     z_value,
 )
-from knowdo.outcomes.results import concat_tidy, make_tidy
+from knowdo.outcomes.results import Unit, concat_tidy, make_tidy
 
 PROVIDER_COLUMNS = ("provider_id", "site_id", "trained_date", "left_date", "sessions_delivered", "first_session_date")
 SITE_COLUMNS = ("site_id", "parent_id", "level")
@@ -111,7 +111,7 @@ def rollout_start(rollout: pd.DataFrame) -> pd.Series:
 
 
 def _wilson_rows(
-    frame: pd.DataFrame, k: str, n: str, *, domain: str, outcome: str, measure: str, level: float
+    frame: pd.DataFrame, k: str, n: str, *, domain: str, outcome: str, measure: str, level: float, unit: Unit
 ) -> pd.DataFrame:
     low, high = wilson_unchecked(frame[k].to_numpy(float), frame[n].to_numpy(float), z_value(level))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -127,6 +127,7 @@ def _wilson_rows(
         conf_low=low,
         conf_high=high,
         method="wilson",
+        unit=unit,
     )
 
 
@@ -171,9 +172,18 @@ def settings_adoption(
     rows = concat_tidy(
         [
             _wilson_rows(
-                g, "adopted_rolled", "rolled", domain=domain, outcome=outcome, measure="of_rolled_out", level=level
+                g,
+                "adopted_rolled",
+                "rolled",
+                domain=domain,
+                outcome=outcome,
+                measure="of_rolled_out",
+                level=level,
+                unit="sites",
             ),
-            _wilson_rows(g, "adopted", "one", domain=domain, outcome=outcome, measure="of_all_sites", level=level),
+            _wilson_rows(
+                g, "adopted", "one", domain=domain, outcome=outcome, measure="of_all_sites", level=level, unit="sites"
+            ),
         ]
     )
     ts_end = pd.Timestamp(end)
@@ -238,7 +248,14 @@ def staff_measures(
     if adoption_outcome:
         parts.append(
             _wilson_rows(
-                g, "adopted_n", "trained_n", domain=domain, outcome=adoption_outcome, measure="proportion", level=level
+                g,
+                "adopted_n",
+                "trained_n",
+                domain=domain,
+                outcome=adoption_outcome,
+                measure="proportion",
+                level=level,
+                unit="providers",
             )
         )
     if penetration_outcome:
@@ -251,6 +268,7 @@ def staff_measures(
                 outcome=penetration_outcome,
                 measure="proportion",
                 level=level,
+                unit="providers",
             )
         )
     return concat_tidy(parts)
@@ -282,6 +300,7 @@ def adopter_representativeness(units: pd.DataFrame, *, level: float, domain: str
                 conf_low=low,
                 conf_high=high,
                 method="wilson",
+                unit="sites",
             )
         )
     rows.append(
@@ -294,6 +313,7 @@ def adopter_representativeness(units: pd.DataFrame, *, level: float, domain: str
             denominator=np.nan,
             estimate=smd_proportions(shares["adopters"], shares["non_adopters"]),
             method="smd_proportions",
+            unit="sites",
         )
     )
     stats_ = {}
@@ -315,6 +335,9 @@ def adopter_representativeness(units: pd.DataFrame, *, level: float, domain: str
                 conf_low=iv.conf_low,
                 conf_high=iv.conf_high,
                 method="t",
+                # residents of the catchments summed over sites; the denominator counts sites
+                unit="people",
+                denominator_unit="sites",
             )
         )
     (m1, s1), (m2, s2) = stats_["adopters"], stats_["non_adopters"]
@@ -328,6 +351,7 @@ def adopter_representativeness(units: pd.DataFrame, *, level: float, domain: str
             denominator=np.nan,
             estimate=smd_means(m1, s1, m2, s2),
             method="smd_means",
+            unit="sites",
         )
     )
     return concat_tidy(rows)
@@ -344,6 +368,8 @@ def panel_ratio(
     domain: str,
     outcome: str,
     measure: str,
+    unit: Unit,
+    denominator_unit: Unit,
     drop_empty_strata: bool = True,
     upper: float | None = None,
 ) -> pd.DataFrame:
@@ -351,7 +377,8 @@ def panel_ratio(
 
     Clusters are sites where the group pools two or more sites and months
     otherwise (one site's months). ``upper`` caps the upper bound (1 for a
-    share such as fidelity).
+    share such as fidelity). ``unit`` and ``denominator_unit`` say what ``y``
+    and ``x`` count or sum.
     """
     cols = ["site_id", "district_id", "period", "dimension", "stratum", y, x]
     data = panel.loc[rows, cols].rename(columns={"dimension": "stratum_dimension"})
@@ -383,6 +410,8 @@ def panel_ratio(
         conf_low=cr["conf_low"],
         conf_high=cr["conf_high"],
         method=method,
+        unit=unit,
+        denominator_unit=denominator_unit,
     )
 
 
@@ -456,7 +485,7 @@ def sustainability(
             .reset_index()
         )
     g = g.assign(k=g["k"].astype(float), n=g["n"].astype(float))
-    rows = _wilson_rows(g, "k", "n", domain=domain, outcome=outcome, measure="proportion", level=level)
+    rows = _wilson_rows(g, "k", "n", domain=domain, outcome=outcome, measure="proportion", level=level, unit="sites")
     return rows, s
 
 

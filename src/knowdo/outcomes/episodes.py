@@ -24,7 +24,7 @@ from knowdo.outcomes.groups import (
     expand_strata,
 )
 from knowdo.outcomes.intervals import grouped_mean, wilson_unchecked, z_value
-from knowdo.outcomes.results import make_tidy
+from knowdo.outcomes.results import Unit, make_tidy
 
 EPISODE_COLUMNS = (
     "person_id",
@@ -116,13 +116,25 @@ def rate_rows(stack: pd.DataFrame, col: str, *, domain: str, outcome: str, level
         conf_low=low,
         conf_high=high,
         method="wilson",
+        unit="people",  # a share of participants: both counts are people
     )
 
 
 def mean_rows(
-    stack: pd.DataFrame, col: str, *, domain: str, outcome: str, measure: str, level: float, scale: float = 1.0
+    stack: pd.DataFrame,
+    col: str,
+    *,
+    domain: str,
+    outcome: str,
+    measure: str,
+    level: float,
+    unit: Unit,
+    scale: float = 1.0,
 ) -> pd.DataFrame:
-    """Mean of ``col`` per group and stratum with a t interval, optionally divided by ``scale``."""
+    """Mean of ``col`` per participant, per group and stratum, with a t interval, optionally divided by ``scale``.
+
+    ``unit`` is what ``col`` sums to (``score`` for PHQ-9 change, ``sessions``); the denominator counts people.
+    """
     g = grouped_mean(stack, KEYS, col, level)
     return make_tidy(
         g,
@@ -136,4 +148,6 @@ def mean_rows(
         conf_low=g["conf_low"] / scale,
         conf_high=g["conf_high"] / scale,
         method="t",
+        unit=unit,
+        denominator_unit="people",
     )

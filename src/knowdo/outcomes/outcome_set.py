@@ -1,4 +1,4 @@
-"""All outcomes in one call: cascade, RE-AIM, Proctor and AIM/IAM/FIM."""
+"""All outcomes in one call: cascade, RE-AIM, Proctor, AIM/IAM/FIM and the site and district trends."""
 
 from __future__ import annotations
 
@@ -17,32 +17,45 @@ from knowdo.outcomes.intervals import DEFAULT_LEVEL
 from knowdo.outcomes.perceptions import Perceptions, compute_perceptions
 from knowdo.outcomes.proctor import Proctor, compute_proctor
 from knowdo.outcomes.reaim import ReAim, compute_reaim
+from knowdo.outcomes.trends import Trends, compute_trends
+
+AnyResult = Cascade | ReAim | Proctor | Perceptions | Trends
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
 class OutcomeSet:
-    """The four outcome results of one project."""
+    """The outcome results of one project: cascade, RE-AIM, Proctor, AIM/IAM/FIM and trends."""
 
     cascade: Cascade
     reaim: ReAim
     proctor: Proctor
     perceptions: Perceptions
+    trends: Trends
 
-    def results(self) -> dict[str, Cascade | ReAim | Proctor | Perceptions]:
-        return {"cascade": self.cascade, "reaim": self.reaim, "proctor": self.proctor, "perceptions": self.perceptions}
+    def results(self) -> dict[str, AnyResult]:
+        return {
+            "cascade": self.cascade,
+            "reaim": self.reaim,
+            "proctor": self.proctor,
+            "perceptions": self.perceptions,
+            "trends": self.trends,
+        }
 
     def to_frame(self) -> pd.DataFrame:
-        """Every tidy row of the four results, with a leading ``result`` column naming its result."""
+        """Every tidy row of the results, with a leading ``result`` column naming its result.
+
+        Trend rows alone fill the ``period`` column (their month); it is empty elsewhere.
+        """
         frames = [r.to_frame().assign(result=name) for name, r in self.results().items()]
         out = pd.concat(frames, ignore_index=True)
         return out[["result", *[c for c in out.columns if c != "result"]]]
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"cascade": ..., "reaim": ..., "proctor": ..., "perceptions": ...}``, each the result's ``to_dict()``."""
+        """``{"cascade": ..., "reaim": ..., "proctor": ..., "perceptions": ..., "trends": ...}``, each ``to_dict()``."""
         return {name: r.to_dict() for name, r in self.results().items()}
 
     def summary(self) -> str:
-        """The four summaries, one after another."""
+        """The summaries, one after another."""
         return "\n\n".join(r.summary() for r in self.results().values())
 
     def plot(self) -> Chart:
@@ -66,7 +79,7 @@ def compute_outcomes(
     level: float = DEFAULT_LEVEL,
     ci: CiMethod = "wilson",
 ) -> OutcomeSet:
-    """Compute the cascade, RE-AIM, Proctor outcomes and AIM/IAM/FIM summaries. No input is modified.
+    """Compute the cascade, RE-AIM, Proctor outcomes, AIM/IAM/FIM summaries and trends. No input is modified.
 
     Parameters
     ----------
@@ -75,7 +88,8 @@ def compute_outcomes(
     project
         Thresholds (``project.outcomes``) and equity strata.
     by
-        Groupings reported: any of ``overall, site, district, month, quarter, year``.
+        Groupings reported: any of ``overall, site, district, month, quarter, year``. The trends
+        (site × month and district × month) are always computed.
     level
         Confidence level for every interval.
     ci
@@ -91,4 +105,5 @@ def compute_outcomes(
         reaim=compute_reaim(panel, episodes, providers, sites, rollout, project, by=by, level=level, ci=ci),
         proctor=compute_proctor(panel, providers, sites, rollout, project, by=by, level=level, ci=ci),
         perceptions=compute_perceptions(perceptions, sites=sites, by=by, level=level),
+        trends=compute_trends(panel, level=level, ci=ci),
     )

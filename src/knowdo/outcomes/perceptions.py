@@ -235,6 +235,8 @@ def compute_perceptions(
                 conf_low=m["conf_low"],
                 conf_high=m["conf_high"],
                 method="t",
+                unit="score",
+                denominator_unit="providers",
             )
         )
         parts.append(
@@ -247,6 +249,8 @@ def compute_perceptions(
                 denominator=m["denominator"],
                 estimate=m["sd"],
                 method="sample_sd",
+                unit="score",
+                denominator_unit="providers",
             )
         )
         sel = (shares["instrument"] == scale).to_numpy()
@@ -265,6 +269,7 @@ def compute_perceptions(
                 conf_low=low[sel],
                 conf_high=high[sel],
                 method="wilson",
+                unit="providers",
             )
         )
     return Perceptions(

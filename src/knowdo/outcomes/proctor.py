@@ -198,6 +198,8 @@ def compute_proctor(
         outcome="fidelity",
         upper=1.0,
         measure="mean",
+        unit="score",
+        denominator_unit="sessions",
     )
 
     by_group, by_site = aggregate_panel(panel, groupings, ["started"], ["need"])
@@ -229,6 +231,7 @@ def compute_proctor(
         denominator=float("nan"),
         estimate=cost_sum["cost"],
         method="sum",
+        unit="money",
     )
     per_participant = panel_ratio(
         panel,
@@ -240,6 +243,8 @@ def compute_proctor(
         domain=DOMAIN,
         outcome="implementation_cost",
         measure="per_participant",
+        unit="money",
+        denominator_unit="people",
     )
 
     sustain, _ = sustainability(

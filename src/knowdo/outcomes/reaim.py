@@ -288,11 +288,19 @@ def _person_level_rows(
         )
     ]
     effectiveness.append(
-        mean_rows(stack, "change", domain="effectiveness", outcome="phq9_change", measure="mean", level=level)
+        mean_rows(
+            stack, "change", domain="effectiveness", outcome="phq9_change", measure="mean", level=level, unit="score"
+        )
     )
     dose = [
         mean_rows(
-            stack, "sessions", domain="implementation", outcome="sessions_per_participant", measure="mean", level=level
+            stack,
+            "sessions",
+            domain="implementation",
+            outcome="sessions_per_participant",
+            measure="mean",
+            level=level,
+            unit="sessions",
         ),
         mean_rows(
             stack,
@@ -301,6 +309,7 @@ def _person_level_rows(
             outcome="dose_vs_planned",
             measure="ratio",
             level=level,
+            unit="sessions",
             scale=float(planned),
         ),
     ]
@@ -313,7 +322,15 @@ def _person_level_rows(
         )
     ]
     late.append(
-        mean_rows(stack, "late_change", domain="maintenance", outcome="late_phq9_change", measure="mean", level=level)
+        mean_rows(
+            stack,
+            "late_change",
+            domain="maintenance",
+            outcome="late_phq9_change",
+            measure="mean",
+            level=level,
+            unit="score",
+        )
     )
     return effectiveness, dose, late
 
@@ -352,6 +369,8 @@ def _panel_level_rows(
         domain="implementation",
         outcome="sessions_per_participant",
         measure="mean",
+        unit="sessions",
+        denominator_unit="people",
     )
     scaled = sessions.assign(
         outcome="dose_vs_planned",
@@ -383,6 +402,7 @@ def reach_rows(
             denominator=np.nan,
             estimate=by_group["started"],
             method="count",
+            unit="people",
         ),
         make_tidy(
             keys,
@@ -393,6 +413,7 @@ def reach_rows(
             denominator=np.nan,
             estimate=by_group["need"],
             method="estimate",
+            unit="people",
         ),
         proportion_rows(
             by_group,
@@ -431,6 +452,7 @@ def reach_rows(
                 conf_low=low,
                 conf_high=high,
                 method="wilson",
+                unit="people",
             ),
             make_tidy(
                 skeys,
@@ -441,6 +463,7 @@ def reach_rows(
                 denominator=tot["need"],
                 estimate=p2,
                 method="estimate",
+                unit="people",
             ),
             make_tidy(
                 skeys,
@@ -451,6 +474,8 @@ def reach_rows(
                 denominator=p2,
                 estimate=smd_proportions(p1, p2),
                 method="smd_proportions",
+                # the two shares stand in for the counts; participant_share gives its count away, so kept with people
+                unit="people",
             ),
         ]
     return concat_tidy(parts)
@@ -542,6 +567,8 @@ def compute_reaim(
             outcome="fidelity",
             upper=1.0,
             measure="mean",
+            unit="score",
+            denominator_unit="sessions",
         )
     )
     parts += dose
@@ -557,6 +584,8 @@ def compute_reaim(
             domain="implementation",
             outcome="cost_per_participant",
             measure="ratio",
+            unit="money",
+            denominator_unit="people",
         )
     )
 

@@ -22,7 +22,16 @@ Tidy columns (:data:`TIDY_COLUMNS`):
 ``numerator``, ``denominator``, ``estimate``, ``std_error``, ``conf_low``, ``conf_high``
     the numbers (``std_error`` is empty for Wilson intervals);
 ``method``
-    how the interval was computed.
+    how the interval was computed;
+``unit`` and ``denominator_unit``
+    what the numerator and the denominator count or sum (:data:`UNITS`):
+    ``people`` (persons, or an estimate of persons such as need),
+    ``providers`` (staff), ``sessions`` (contacts between a provider and a
+    person), ``sites``, ``score`` (a sum of scale or fidelity scores) or
+    ``money``. The outcome that builds a row knows what it counts, so it says
+    so here; whoever publishes the row decides from it which counts fall
+    under the disclosure rule (people, providers and sessions do; sites,
+    score sums and money do not).
 """
 
 from __future__ import annotations
@@ -33,12 +42,16 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, get_args
 
 import numpy as np
 import pandas as pd
 
+from knowdo.errors import ParameterError
 from knowdo.outcomes.groups import ALL, KEYS
+
+Unit = Literal["people", "providers", "sessions", "sites", "score", "money"]
+UNITS: tuple[Unit, ...] = get_args(Unit)
 
 TIDY_COLUMNS = (
     "domain",
@@ -55,8 +68,18 @@ TIDY_COLUMNS = (
     "conf_low",
     "conf_high",
     "method",
+    "unit",
+    "denominator_unit",
 )
 _NUMBER_COLUMNS = ("numerator", "denominator", "estimate", "std_error", "conf_low", "conf_high")
+
+
+def check_unit(unit: str, name: str = "unit") -> Unit:
+    """Return ``unit`` when it is one of :data:`UNITS`; raise :class:`ParameterError` otherwise."""
+    for known in UNITS:
+        if unit == known:
+            return known
+    raise ParameterError(f"'{name}' must be one of {', '.join(UNITS)} (got {unit!r}).")
 
 
 def empty_tidy() -> pd.DataFrame:
@@ -80,9 +103,17 @@ def make_tidy(
     conf_high: Any = np.nan,
     std_error: Any = np.nan,
     method: Any = "",
+    unit: Unit,
+    denominator_unit: Unit | None = None,
 ) -> pd.DataFrame:
-    """Build tidy rows from a frame holding the :data:`KEYS` columns and aligned values."""
+    """Build tidy rows from a frame holding the :data:`KEYS` columns and aligned values.
+
+    ``unit`` says what the numerator counts or sums and ``denominator_unit``
+    what the denominator counts (the same as ``unit`` when not given).
+    """
     n = len(keys)
+    unit = check_unit(unit)
+    denominator_unit = unit if denominator_unit is None else check_unit(denominator_unit, "denominator_unit")
 
     def col(value: Any) -> np.ndarray:
         arr = np.asarray(value.to_numpy() if isinstance(value, pd.Series) else value, dtype=float)
@@ -103,6 +134,8 @@ def make_tidy(
             "method": np.asarray(method.to_numpy() if isinstance(method, pd.Series) else method, dtype=object)
             if not isinstance(method, str)
             else method,
+            "unit": unit,
+            "denominator_unit": denominator_unit,
         },
         index=range(n),
     )

@@ -44,7 +44,7 @@ import pandas as pd
 
 from knowdo.equity.disclosure import DEFAULT_THRESHOLD
 from knowdo.errors import ParameterError
-from knowdo.report.publish import suppress_frame
+from knowdo.report.publish import UNIT_KEYS, frame_records, suppress_frame
 
 CASCADE_STAGES: tuple[str, ...] = ("need", "detected", "started", "adequate", "effective")
 STAGE_LABELS = {
@@ -67,9 +67,11 @@ TIDY_COLUMNS: tuple[str, ...] = (
     "conf_low",
     "conf_high",
 )
-# Columns a chart's data keep (the tidy columns, the labels added here, the suppression flag, a month).
+# Columns a chart's data keep (the tidy columns, the labels added here, the suppression flag, a month, and
+# what each count counts, so the disclosure rule reads the same units when the chart is embedded).
 CHART_COLUMNS: tuple[str, ...] = (
     *TIDY_COLUMNS,
+    *UNIT_KEYS,
     "stratum_label",
     "dimension_label",
     "kind",
@@ -282,7 +284,7 @@ def trend_chart(
     if groups.empty:
         seen = sorted(data["group_type"].astype(str).unique())
         raise ParameterError(f"trend_chart: no rows with group_type {group_type!r} (seen {seen}); check group_type=")
-    programme = _overall_groups(data)
+    programme = data[data["group_type"].astype(str).str.lower().isin(OVERALL_VALUES)]
     percent = _is_proportion(groups)
     names = _present(groups, "group")
     if not names:
@@ -313,14 +315,18 @@ def trend_chart(
         ],
     )
 
-    def filtered(part: pd.DataFrame) -> alt.Chart:
-        base = alt.Chart(part)
+    # One dataset for every layer, each layer picking its rows: the places, or the programme line.
+    places = alt.datum.group_type == group_type
+    whole = alt.datum.group_type != group_type
+
+    def filtered(rows: Any) -> alt.Chart:
+        base = alt.Chart().transform_filter(rows)
         return base.transform_filter(outcome_filter) if outcome_filter is not None else base
 
     faint = (
-        filtered(groups).mark_line(color=MUTED_COLOUR, strokeWidth=1, opacity=0.7).encode(x=x, y=y, detail="group:N")
+        filtered(places).mark_line(color=MUTED_COLOUR, strokeWidth=1, opacity=0.7).encode(x=x, y=y, detail="group:N")
     )
-    chosen = filtered(groups).transform_filter(alt.datum.group == focus)
+    chosen = filtered(places).transform_filter(alt.datum.group == focus)
     band = chosen.mark_area(color=PALETTE[0], opacity=0.18).encode(x=x, y="conf_low:Q", y2="conf_high:Q")
     line = chosen.mark_line(color=PALETTE[0], strokeWidth=2.5, point=alt.OverlayMarkDef(color=PALETTE[0])).encode(
         x=x, y=y, tooltip=tooltip
@@ -329,7 +335,7 @@ def trend_chart(
     if not programme.empty:
         overall_tooltip = _tooltip(percent, first=[alt.Tooltip("period:T", title="Month", format="%B %Y")])
         layers.append(
-            filtered(programme)
+            filtered(whole)
             .mark_line(color=OVERALL_COLOUR, strokeDash=[5, 3], strokeWidth=1.5)
             .encode(x=x, y=y, tooltip=overall_tooltip)
         )
@@ -337,9 +343,20 @@ def trend_chart(
     subtitle = f"Highlighted {group_type} in colour with its 95% CI; other {group_type}s in grey"
     if not programme.empty:
         subtitle += "; programme overall dashed"
-    chart = alt.layer(*layers).properties(width="container", height=300, title=_title(heading, subtitle))
+    rows = pd.concat([groups, programme], ignore_index=True)
+    chart = alt.layer(*layers).properties(
+        width="container",
+        height=300,
+        title=_title(heading, subtitle),
+        description=_describe(f"Monthly trend by {group_type}", outcomes, []),
+    )
     chart = chart.add_params(*params)
-    return chart.properties(description=_describe(f"Monthly trend by {group_type}", outcomes, []))
+    # Inline values rather than a frame: a site chart holds sites x months x outcomes rows, past Altair's
+    # 5,000-row guard for frames, and the page needs them all (the rows are already suppressed). A plain
+    # mapping is not validated record by record as an InlineData object would be, and it is attached last
+    # because every Altair method call deep-copies the chart with its data (seconds at this size).
+    chart.data = {"values": frame_records(rows)}
+    return chart
 
 
 def reach_gaps(

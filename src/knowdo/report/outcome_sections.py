@@ -1,11 +1,16 @@
-"""Report sections for the outcome results (cascade, RE-AIM, Proctor, AIM/IAM/FIM).
+"""Report sections for the outcome results (cascade, trends, RE-AIM, Proctor, AIM/IAM/FIM).
 
 Each result's tidy table (``domain, outcome, measure, group_type, group,
 stratum_dimension, stratum, numerator, denominator, estimate, std_error,
-conf_low, conf_high, method``) is cut into a few readable tables (all people
-for the whole period; by equity stratum; by district; by site) and drawn with
-the chart builders of :mod:`knowdo.report.charts`. Monthly, quarterly and
-yearly rows are drawn but not printed; every row is in ``results.json``.
+conf_low, conf_high, method, unit, denominator_unit``) is cut into a few
+readable tables (all people for the whole period; by equity stratum; by
+district; by site) and drawn with the chart builders of
+:mod:`knowdo.report.charts`. Monthly, quarterly and yearly rows are drawn but
+not printed; every row is in ``results.json``. The trends (site × month and
+district × month rows with a ``period`` column) are drawn as one line per
+place and printed for the latest month only. The unit columns travel with
+every table and chart so the disclosure rule can tell counts of people from
+counts of sites, score sums and money; they are not printed.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from knowdo.equity.disclosure import DEFAULT_THRESHOLD
 from knowdo.errors import ParameterError
 from knowdo.outcomes import OutcomeResult, OutcomeSet
 from knowdo.report import charts
-from knowdo.report.publish import records_frame, suppress_frame
+from knowdo.report.publish import UNIT_KEYS, records_frame, suppress_frame
 from knowdo.report.sections import (
     KNOWN_SECTIONS,
     META_KEYS,
@@ -44,7 +49,11 @@ SHORT_TITLES = {
     "reaim": "RE-AIM",
     "proctor": "Implementation outcomes",
     "perceptions": "Provider perceptions",
+    "trends": "Trends",
 }
+# How trend rows are relabelled for the chart builders: place rows by their place, programme rows as overall.
+TREND_LEVELS = {"district_month": "district", "site_month": "site"}
+TREND_PROGRAMME = "month"
 # The headline figure of each RE-AIM dimension, in order of preference: the first with an estimate is drawn.
 REAIM_HEADLINES: dict[str, tuple[tuple[str, str, str], ...]] = {
     "reach": (("reach", "proportion", "people treated ÷ people in need"),),
@@ -86,19 +95,20 @@ TABLE_COLUMNS = (
 
 
 def outcome_sections(outcomes: OutcomeSet, project: Project) -> list[ReportSection]:
-    """The report sections for a project's four outcome results, in reading order.
+    """The report sections for a project's outcome results, in reading order (:data:`SECTION_ORDER` first).
 
     Examples
     --------
     >>> sections = outcome_sections(compute_outcomes(...), project)  # doctest: +SKIP
     >>> [s.key for s in sections]  # doctest: +SKIP
-    ['cascade', 'reaim', 'proctor', 'perceptions']
+    ['cascade', 'trends', 'reaim', 'proctor', 'perceptions']
     """
     threshold, rounding = project.disclosure_threshold, project.disclosure_rounding
     results: Mapping[str, OutcomeResult] = outcomes.results()
+    keys = [k for k in SECTION_ORDER if k in results] + [k for k in results if k not in SECTION_ORDER]
     return [
-        tidy_section(key, result.to_frame(), notes=result.notes, threshold=threshold, rounding=rounding)
-        for key, result in results.items()
+        tidy_section(key, results[key].to_frame(), notes=results[key].notes, threshold=threshold, rounding=rounding)
+        for key in keys
     ]
 
 
@@ -184,9 +194,10 @@ def tidy_section(
     """One report section from one result's tidy table.
 
     ``key`` picks the charts: ``cascade`` (funnel, monthly trend, districts and
-    sites compared), ``reaim`` (five-dimension panel, reach gaps, monthly
-    trend, districts), ``proctor`` and ``perceptions`` (small multiples,
-    districts); any other key gets small multiples.
+    sites compared), ``trends`` (each district's and each site's months, one
+    highlighted), ``reaim`` (five-dimension panel, reach gaps, monthly trend,
+    districts), ``proctor`` and ``perceptions`` (small multiples, districts);
+    any other key gets small multiples.
     """
     title, intro = KNOWN_SECTIONS.get(key, (key.replace("_", " ").capitalize(), ""))
     data = _normalise(frame)
@@ -224,6 +235,18 @@ def _chart_builders(
 ) -> list[Callable[[], alt.TopLevelMixin]]:
     opts: dict[str, Any] = {"threshold": threshold, "rounding": rounding}
     overall = data[data["group_type"] == "overall"]
+    if key == "trends":
+        return [
+            lambda: charts.trend_chart(
+                _trend_rows(data, "district_month"),
+                group_type="district",
+                title="Districts month by month",
+                **opts,
+            ),
+            lambda: charts.trend_chart(
+                _trend_rows(data, "site_month"), group_type="site", title="Sites month by month", **opts
+            ),
+        ]
     if key == "cascade":
         cumulative = data[data["measure"] == "cumulative"]
         funnel = _with_need_rows(cumulative[cumulative["group_type"] == "overall"])
@@ -282,6 +305,42 @@ def _chart_builders(
         lambda: charts.group_comparison(shares, group_type="district", title=f"{heading}: districts compared", **opts)
     )
     return builders
+
+
+def _trend_rows(data: pd.DataFrame, level: str) -> pd.DataFrame:
+    """One level's trend rows labelled as :func:`~knowdo.report.charts.trend_chart` reads them.
+
+    ``site_month`` rows become ``site`` rows (``district_month``: ``district``)
+    and the programme's monthly rows become the overall line.
+    """
+    if "period" not in data.columns:
+        raise ParameterError("trend rows need a 'period' column holding their month.")
+    places = data[data["group_type"] == level].assign(group_type=TREND_LEVELS[level])
+    programme = data[data["group_type"] == TREND_PROGRAMME].assign(group_type="overall", group=ALL)
+    return pd.concat([places, programme], ignore_index=True)
+
+
+def _trend_tables(title: str, data: pd.DataFrame) -> list[ReportTable]:
+    """The latest month of each district and each site (every month is in ``results.json``)."""
+    if "period" not in data.columns:
+        return []
+    out = []
+    for level, place in TREND_LEVELS.items():
+        part = data[data["group_type"] == level]
+        if part.empty:
+            continue
+        latest = str(part["period"].astype(str).max())
+        part = part[part["period"].astype(str) == latest]
+        columns = [c for c in (*TABLE_COLUMNS, *UNIT_KEYS) if c in part.columns]
+        columns = [c for c in columns if c not in ("domain", "measure", "stratum_dimension", "stratum")]
+        caption = f"{title}: by {place}, {_month_name(latest)}"
+        out.append(ReportTable(part[columns].reset_index(drop=True), caption, hidden_columns=UNIT_KEYS))
+    return out
+
+
+def _month_name(label: str) -> str:
+    month = pd.to_datetime(label, format="%Y-%m", errors="coerce")
+    return label if pd.isna(month) else month.strftime("%B %Y")
 
 
 def _with_need_rows(cumulative: pd.DataFrame) -> pd.DataFrame:
@@ -346,6 +405,8 @@ def _proportion_rows(data: pd.DataFrame) -> pd.Series:
 
 def _tables(key: str, title: str, data: pd.DataFrame) -> list[ReportTable]:
     title = SHORT_TITLES.get(key, title)
+    if key == "trends":
+        return _trend_tables(title, data)
     all_people = data["stratum_dimension"] == ALL
     overall = data["group_type"] == "overall"
     headline = ~data["measure"].isin(NOT_CHARTED)
@@ -366,6 +427,7 @@ def _tables(key: str, title: str, data: pd.DataFrame) -> list[ReportTable]:
             columns = [c for c in columns if c != "domain"]
         if "stratum" in drop:
             columns = [c for c in columns if c != "stratum_dimension"]
+        columns += [c for c in UNIT_KEYS if c in part.columns]
         shown = part[columns].reset_index(drop=True)
-        out.append(ReportTable(shown, caption))
+        out.append(ReportTable(shown, caption, hidden_columns=UNIT_KEYS))
     return out

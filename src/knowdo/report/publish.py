@@ -12,6 +12,16 @@ module applies it to the two shapes a report handles:
 A record is any mapping with at least one count key (:data:`COUNT_KEYS`)
 holding a number. Its dependent keys (:data:`DEPENDENT_KEYS`: the estimate and
 its interval) are blanked with the counts, and it gains ``suppressed: true``.
+
+Which counts the rule applies to is decided here, once, from what each count
+counts. Outcome rows say so in their ``unit`` (the numerator's) and
+``denominator_unit`` columns (see :mod:`knowdo.outcomes.results`). The rule
+protects people: counts of people, of providers (staff, few enough to be
+named) and of sessions (each a contact with one person) fall under it; counts
+of sites, sums of scores and sums of money do not (:data:`NOT_PERSON_UNITS`),
+so a small number of them is shown. A count whose unit is missing or unknown
+is treated as a count of people. When any protected count of a row is
+blanked, the whole row is blanked, its other counts included.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from knowdo.equity.disclosure import suppress_table
+from knowdo.outcomes import Unit
 from knowdo.schema import PANEL_COUNT_COLUMNS
 
 # Counts that describe people or contacts and so fall under the disclosure rule.
@@ -34,6 +45,14 @@ COUNT_KEYS: tuple[str, ...] = ("numerator", "denominator", "n", "count", *PANEL_
 # Figures computed from those counts; they reveal the count, so they go with it.
 DEPENDENT_KEYS: tuple[str, ...] = ("estimate", "conf_low", "conf_high", "std_error")
 SUPPRESSED = "suppressed"
+# What the numerator (and every other count of a record) counts, and what the denominator counts.
+UNIT_KEY = "unit"
+DENOMINATOR_UNIT_KEY = "denominator_unit"
+UNIT_KEYS: tuple[str, ...] = (UNIT_KEY, DENOMINATOR_UNIT_KEY)
+# Units whose counts cannot identify a person: the disclosure rule (data-standards.md section 7) protects
+# people, and a count of clinics, a sum of fidelity or scale scores, or an amount of money is not a count of
+# people. Everything else (people, providers, sessions, or no unit at all) falls under the rule.
+NOT_PERSON_UNITS: frozenset[Unit] = frozenset({"sites", "score", "money"})
 
 
 @dataclass(frozen=True)
@@ -56,6 +75,32 @@ def dependent_columns_of(columns: Sequence[str]) -> tuple[str, ...]:
     return tuple(c for c in columns if c in DEPENDENT_KEYS)
 
 
+def protected_counts(frame: pd.DataFrame, count_columns: Sequence[str]) -> pd.DataFrame:
+    """For each count column of ``frame``, whether each row's count falls under the disclosure rule.
+
+    ``denominator`` is judged by ``denominator_unit`` (or ``unit`` where that
+    is missing), every other count by ``unit``. A count is protected unless its
+    unit is one of :data:`NOT_PERSON_UNITS`; a frame without unit columns has
+    every count protected.
+
+    Examples
+    --------
+    >>> f = pd.DataFrame({"numerator": [3, 3], "denominator": [40, 5], "unit": ["sites", "money"],
+    ...                   "denominator_unit": ["sites", "people"]})
+    >>> protected_counts(f, ["numerator", "denominator"]).to_dict("list")
+    {'numerator': [False, False], 'denominator': [False, True]}
+    """
+    missing = pd.Series(pd.NA, index=frame.index, dtype=object)
+    unit = frame[UNIT_KEY].astype(object) if UNIT_KEY in frame.columns else missing
+    denominator_unit = frame[DENOMINATOR_UNIT_KEY].astype(object) if DENOMINATOR_UNIT_KEY in frame.columns else missing
+    denominator_unit = denominator_unit.where(denominator_unit.notna(), unit)
+    out = pd.DataFrame(index=frame.index)
+    for column in count_columns:
+        units = denominator_unit if column == "denominator" else unit
+        out[column] = ~units.isin(NOT_PERSON_UNITS).to_numpy(dtype=bool)
+    return out
+
+
 def suppress_frame(
     frame: pd.DataFrame,
     *,
@@ -69,7 +114,10 @@ def suppress_frame(
     Count and dependent columns default to the known names present in the
     frame. A frame with no count column is returned unchanged (nothing in it
     can be a small cell). An existing ``suppressed`` column is kept and
-    combined with the new one, so suppressing twice changes nothing.
+    combined with the new one, so suppressing twice changes nothing. Only
+    counts of people are tested against the threshold (and rounded); counts of
+    sites, score sums and money are left as they are unless their row is
+    suppressed (see :func:`protected_counts`).
 
     Examples
     --------
@@ -91,13 +139,21 @@ def suppress_frame(
     for column in counts:
         if column in before.columns:
             before = before.assign(**{column: pd.to_numeric(before[column], errors="coerce")})
+    present = [c for c in counts if c in before.columns]
+    protected = protected_counts(before, present)
+    # The rule sees only the counts of people; the others are put back afterwards, unrounded.
+    probe = before.assign(**{c: before[c].where(protected[c]) for c in present})
     after = suppress_table(
-        before,
+        probe,
         count_columns=list(counts),
         threshold=threshold,
         rounding=rounding,
         dependent_columns=list(dependents),
     )
+    hidden = after[SUPPRESSED].to_numpy(dtype=bool)
+    for column in present:
+        keep = protected[column].to_numpy() | hidden
+        after[column] = after[column].where(keep, before[column])
     was = frame[SUPPRESSED].fillna(False).astype(bool) if SUPPRESSED in frame.columns else False
     after[SUPPRESSED] = after[SUPPRESSED].astype(bool) | was
     shared = [c for c in after.columns if c in frame.columns and c != SUPPRESSED]

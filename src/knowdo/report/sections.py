@@ -51,8 +51,17 @@ KNOWN_SECTIONS: dict[str, tuple[str, str]] = {
         "(IAM) and feasibility (FIM). Scores run from 1 (completely disagree) to 5 (completely agree); a "
         "mean of 4 or more is commonly read as agreement.",
     ),
+    "trends": (
+        "Trends by site and district",
+        "How screening coverage, detection, reach and effective coverage moved month by month in each site and "
+        "each district, for all people. Pick a site or district to highlight it against the others (grey) and "
+        "the programme as a whole (dashed). Each month counts that month's screens and treatment starts "
+        "against the adults, or the people in need, living in the catchment, so monthly shares are far smaller "
+        "than the whole-period coverage above. A single site's month holds few people, so many months are not "
+        "drawn: their counts are too small to publish. The latest month's figures are in the tables below.",
+    ),
 }
-SECTION_ORDER = ("cascade", "reaim", "proctor", "perceptions")
+SECTION_ORDER = ("cascade", "trends", "reaim", "proctor", "perceptions")
 
 TABLE_SPLIT_COLUMN = "group_type"
 
@@ -63,7 +72,8 @@ class ReportTable:
 
     ``count_columns`` and ``dependent_columns`` default to the known names
     present in the frame (numerator, denominator, n, count and cascade counts;
-    estimate, conf_low, conf_high, std_error).
+    estimate, conf_low, conf_high, std_error). ``hidden_columns`` are read by
+    the disclosure rule (for example what each count counts) but not printed.
     """
 
     frame: pd.DataFrame
@@ -71,6 +81,7 @@ class ReportTable:
     count_columns: tuple[str, ...] | None = None
     dependent_columns: tuple[str, ...] | None = None
     note: str = ""
+    hidden_columns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

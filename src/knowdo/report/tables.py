@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from knowdo.report.publish import SUPPRESSED, suppress_frame
+from knowdo.report.publish import SUPPRESSED, protected_counts, suppress_frame
 from knowdo.report.sections import ReportTable
 
 # Tables longer than this are left to results.json rather than printed in the page.
@@ -93,9 +93,12 @@ def render_table(table: ReportTable, *, threshold: int, rounding: int | None = N
         dependent_columns=table.dependent_columns,
     )
     shown, blanked = result.frame, result.blanked
+    # Only a count of people reads "<11" when blanked; a score sum or an amount blanked with its row reads "suppressed".
+    protected = protected_counts(frame, [c for c in result.count_columns if c in frame.columns])
     total = len(shown)
     percent = _percent_rows(shown)
-    columns = [c for c in shown.columns if c != SUPPRESSED and not str(c).startswith("_")]
+    hidden = set(table.hidden_columns)
+    columns = [c for c in shown.columns if c != SUPPRESSED and not str(c).startswith("_") and c not in hidden]
     with_ci = "conf_low" in columns and "conf_high" in columns
     layout: list[str] = []
     for column in columns:
@@ -121,6 +124,7 @@ def render_table(table: ReportTable, *, threshold: int, rounding: int | None = N
                         shown,
                         blanked,
                         counts=result.count_columns,
+                        protected=protected,
                         percent=bool(percent[i]),
                         marker=marker,
                         threshold=threshold,
@@ -155,6 +159,7 @@ def _cell(
     blanked: pd.DataFrame,
     *,
     counts: Sequence[str],
+    protected: pd.DataFrame,
     percent: bool,
     marker: str,
     threshold: int,
@@ -170,7 +175,7 @@ def _cell(
     if blanked.at[i, column]:
         if column in counts:
             count: Any = pd.to_numeric(pd.Series([original.at[i, column]]), errors="coerce").iloc[0]
-            small = not _missing(count) and 0 < float(count) < threshold
+            small = not _missing(count) and 0 < float(count) < threshold and bool(protected.at[i, column])
             return Cell(marker if small else "suppressed", numeric=True, suppressed=True)
         return Cell("suppressed", numeric=True, suppressed=True)
     value: Any = shown.at[i, column]
