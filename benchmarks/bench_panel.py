@@ -99,7 +99,7 @@ def run_pandas(directory: Path, out: Path) -> dict[str, float]:
 def prepare(directory: Path, persons: int, seed: int) -> dict[str, float]:
     from knowdo.config import load_project
     from knowdo.examples import generate_programme, write_project
-    from knowdo.ingest import read_and_validate
+    from knowdo.ingest import ValidatedData
     from knowdo.store import Store
 
     start = time.perf_counter()
@@ -107,14 +107,17 @@ def prepare(directory: Path, persons: int, seed: int) -> dict[str, float]:
     generated = time.perf_counter()
     write_project(programme, directory, fmt="parquet")
     n_enc = len(programme.tables["encounters"])
-    del programme
     written = time.perf_counter()
     project = load_project(directory)
+    # The generator's tables satisfy the schema by construction (tests/test_examples.py checks it), so the
+    # benchmark loads them directly; validating 10M rows is a separate cost, not the one measured here.
+    tables = {name: frame for name, frame in programme.tables.items() if len(frame)}
+    del programme
     with Store.for_project(project) as store:
-        store.load(read_and_validate(project), project)
+        store.load(ValidatedData(tables, ()), project)
     loaded = time.perf_counter()
     return {"encounters": n_enc, "generate_s": generated - start, "write_s": written - generated,
-            "validate_and_load_s": loaded - written}
+            "load_s": loaded - written}
 
 
 def child(engine: str, directory: Path, out: Path) -> dict[str, float]:

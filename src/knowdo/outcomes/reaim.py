@@ -51,10 +51,11 @@ from knowdo.outcomes.delivery import (
     sustainability,
 )
 from knowdo.outcomes.episodes import (
-    mean_rows,
+    ParticipantCells,
+    cell_mean_rows,
+    cell_rate_rows,
+    participant_cells,
     participant_outcomes,
-    rate_rows,
-    stack_participants,
     strata_present,
 )
 from knowdo.outcomes.groups import (
@@ -274,12 +275,24 @@ def _fill_empty_sections(lines: list[str]) -> list[str]:
     return out
 
 
+_RATE_COLUMNS = (
+    "followed_up",
+    "responded",
+    "remitted",
+    "deteriorated",
+    "late_measured",
+    "late_responded",
+    "late_remitted",
+)
+_MEAN_COLUMNS = ("change", "sessions", "late_change")
+
+
 def _person_level_rows(
-    stack: pd.DataFrame, *, level: float, planned: int
+    cells: ParticipantCells, by: Sequence[Grouping], *, level: float, planned: int
 ) -> tuple[list[pd.DataFrame], list[pd.DataFrame], list[pd.DataFrame]]:
-    """Effectiveness, dose and individual-maintenance rows from stacked participants."""
+    """Effectiveness, dose and individual-maintenance rows from participants' cell statistics."""
     effectiveness = [
-        rate_rows(stack, col, domain="effectiveness", outcome=outcome, level=level)
+        cell_rate_rows(cells, by, col, domain="effectiveness", outcome=outcome, level=level)
         for col, outcome in (
             ("followed_up", "follow_up"),
             ("responded", "response"),
@@ -288,13 +301,21 @@ def _person_level_rows(
         )
     ]
     effectiveness.append(
-        mean_rows(
-            stack, "change", domain="effectiveness", outcome="phq9_change", measure="mean", level=level, unit="score"
+        cell_mean_rows(
+            cells,
+            by,
+            "change",
+            domain="effectiveness",
+            outcome="phq9_change",
+            measure="mean",
+            level=level,
+            unit="score",
         )
     )
     dose = [
-        mean_rows(
-            stack,
+        cell_mean_rows(
+            cells,
+            by,
             "sessions",
             domain="implementation",
             outcome="sessions_per_participant",
@@ -302,8 +323,9 @@ def _person_level_rows(
             level=level,
             unit="sessions",
         ),
-        mean_rows(
-            stack,
+        cell_mean_rows(
+            cells,
+            by,
             "sessions",
             domain="implementation",
             outcome="dose_vs_planned",
@@ -314,7 +336,7 @@ def _person_level_rows(
         ),
     ]
     late = [
-        rate_rows(stack, col, domain="maintenance", outcome=outcome, level=level)
+        cell_rate_rows(cells, by, col, domain="maintenance", outcome=outcome, level=level)
         for col, outcome in (
             ("late_measured", "late_follow_up"),
             ("late_responded", "late_response"),
@@ -322,8 +344,9 @@ def _person_level_rows(
         )
     ]
     late.append(
-        mean_rows(
-            stack,
+        cell_mean_rows(
+            cells,
+            by,
             "late_change",
             domain="maintenance",
             outcome="late_phq9_change",
@@ -520,8 +543,9 @@ def compute_reaim(
         dims, absent = strata_present(episodes, project)
         if absent:
             notes.append(f"Episodes have no column for equity dimension(s) {', '.join(absent)}; not stratified.")
-        stack = stack_participants(participant_outcomes(episodes, defs, dims), groupings, dims)
-        effectiveness, dose, late = _person_level_rows(stack, level=level, planned=defs.adequate_sessions)
+        # per-cell sufficient statistics instead of one stacked copy of every participant per group and stratum
+        cells = participant_cells(participant_outcomes(episodes, defs, dims), dims, [*_RATE_COLUMNS, *_MEAN_COLUMNS])
+        effectiveness, dose, late = _person_level_rows(cells, groupings, level=level, planned=defs.adequate_sessions)
     else:
         effectiveness, dose = _panel_level_rows(panel, groupings, level=level, ci=ci, planned=defs.adequate_sessions)
         late = []
