@@ -6,6 +6,7 @@
     knowdo load PROJECT                                validate and load into the store only
     knowdo dictionary                                  print the data dictionary (Markdown)
     knowdo plan DESIGN ... | knowdo plan advise        power, sample size, design advice
+    knowdo estimate DESIGN --data F.csv ... [--json]   one estimator on a tidy CSV
     knowdo equity PROJECT | --heat FILE.csv             WHO HEAT inequality measures
     knowdo simulate PROJECT [--scenario F.toml]        calibrated scale-up scenarios
     knowdo ingest PROJECT [--check]                    what changed + data quality, then load
@@ -31,7 +32,7 @@ from rich.status import Status
 from rich.table import Table
 
 from knowdo import __version__
-from knowdo.commands import equity, ingest, plan, simulate
+from knowdo.commands import equity, estimate, ingest, plan, simulate
 from knowdo.errors import KnowdoError, SchemaError
 from knowdo.examples import generate_programme, write_project
 from knowdo.pipeline import (
@@ -197,6 +198,7 @@ def render_dictionary() -> str:
 
 
 plan.register(app)
+estimate.register(app)
 equity.register(app)
 simulate.register(app)
 ingest.register(app)
