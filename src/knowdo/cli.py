@@ -10,6 +10,7 @@
     knowdo equity PROJECT | --heat FILE.csv             WHO HEAT inequality measures
     knowdo simulate PROJECT [--scenario F.toml]        calibrated scale-up scenarios
     knowdo ingest PROJECT [--check]                    what changed + data quality, then load
+    knowdo serve PROJECT_OR_DIR                        the shared web workspace
 
 User errors (a bad project file, data breaking the schema) print one
 readable report and exit with status 1; ``--json`` prints machine-readable
@@ -32,7 +33,7 @@ from rich.status import Status
 from rich.table import Table
 
 from knowdo import __version__
-from knowdo.commands import equity, estimate, ingest, plan, simulate
+from knowdo.commands import equity, estimate, ingest, plan, serve, simulate
 from knowdo.errors import KnowdoError, SchemaError
 from knowdo.examples import generate_programme, write_project
 from knowdo.pipeline import (
@@ -202,6 +203,7 @@ estimate.register(app)
 equity.register(app)
 simulate.register(app)
 ingest.register(app)
+serve.register(app)
 
 
 @app.callback(invoke_without_command=True)
