@@ -61,7 +61,6 @@ def run_knowdo(directory: Path, out: Path) -> dict[str, float]:
 
 def run_pandas(directory: Path, out: Path) -> dict[str, float]:
     import pandas_panel
-
     from knowdo.config import load_project
     from knowdo.outcomes import compute_outcomes
 

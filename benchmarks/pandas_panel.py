@@ -110,7 +110,7 @@ def panel(tables: dict[str, pd.DataFrame], dimensions: list[str], start: str, en
     pop = pop.assign(need=pop["population"].astype(float) * pop["prevalence"].astype(float))
     pop = pop.groupby(["site_id", "period", "dimension", "stratum"])[["population", "need"]].sum().reset_index()
     out = grid.merge(pop, how="left").merge(counts, how="left")
-    out[COUNTS + ["fidelity_n"]] = out[COUNTS + ["fidelity_n"]].fillna(0).astype(np.int64)
+    out[[*COUNTS, "fidelity_n"]] = out[[*COUNTS, "fidelity_n"]].fillna(0).astype(np.int64)
     out["fidelity_sum"] = out["fidelity_sum"].fillna(0.0)
     costs = tables["costs"].assign(period=lambda f: _month(f["period"]), amount=lambda f: f["amount"].astype(float))
     spend = costs.groupby(["site_id", "period"])["amount"].sum().rename("cost").reset_index().assign(dimension="all")
