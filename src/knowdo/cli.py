@@ -11,6 +11,7 @@
     knowdo simulate PROJECT [--scenario F.toml]        calibrated scale-up scenarios
     knowdo ingest PROJECT [--check]                    what changed + data quality, then load
     knowdo serve PROJECT_OR_DIR                        the shared web workspace
+    knowdo strategies | delphi | logic-model | stari   co-production tools (CFIR 2.0, ERIC, StaRI)
 
 User errors (a bad project file, data breaking the schema) print one
 readable report and exit with status 1; ``--json`` prints machine-readable
@@ -33,7 +34,7 @@ from rich.status import Status
 from rich.table import Table
 
 from knowdo import __version__
-from knowdo.commands import equity, estimate, ingest, plan, serve, simulate
+from knowdo.commands import codesign, equity, estimate, ingest, plan, serve, simulate
 from knowdo.errors import KnowdoError, SchemaError
 from knowdo.examples import generate_programme, write_project
 from knowdo.pipeline import (
@@ -204,6 +205,7 @@ equity.register(app)
 simulate.register(app)
 ingest.register(app)
 serve.register(app)
+codesign.register(app)
 
 
 @app.callback(invoke_without_command=True)
