@@ -35,7 +35,7 @@ from rich.table import Table
 
 from knowdo import __version__
 from knowdo.commands import codesign, equity, estimate, ingest, plan, serve, simulate
-from knowdo.errors import KnowdoError, SchemaError
+from knowdo.commands._errors import user_errors as _user_errors
 from knowdo.examples import generate_programme, write_project
 from knowdo.pipeline import (
     CONSTRAINTS_FILE,
@@ -58,27 +58,6 @@ err = Console(stderr=True)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
 ProjectArg = Annotated[Path, typer.Argument(help="Project folder (holding knowdo.toml).")]
-
-
-@contextmanager
-def _user_errors(as_json: bool) -> Iterator[None]:
-    """Turn deliberate knowdo errors into a readable report and exit status 1."""
-    try:
-        yield
-    except SchemaError as exc:
-        if as_json:
-            print(json.dumps({"ok": False, "problems": [p.to_dict() for p in exc.problems]}, indent=2))
-        else:
-            err.print("[bold red]The data break the schema.[/]")
-            err.print(exc.report(), markup=False, highlight=False)
-        raise typer.Exit(1) from None
-    except KnowdoError as exc:
-        if as_json:
-            print(json.dumps({"ok": False, "error": type(exc).__name__, "message": str(exc)}))
-        else:
-            err.print(f"[bold red]{type(exc).__name__}:[/] ", end="")
-            err.print(str(exc), markup=False, highlight=False)
-        raise typer.Exit(1) from None
 
 
 @contextmanager

@@ -20,8 +20,6 @@ read the project's store (``knowdo run`` builds it).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,8 +31,9 @@ from rich.table import Table
 from knowdo.codesign.logic_model import logic_model_from_rollout
 from knowdo.codesign.priorities import CONSENSUS_RULES, RANK_METHODS, ConsensusRules, rank_items, summarise_delphi
 from knowdo.codesign.stari import stari_checklist
+from knowdo.commands._errors import user_errors as _user_errors
 from knowdo.config import Project, load_project
-from knowdo.errors import KnowdoError, ParameterError, StoreError
+from knowdo.errors import ParameterError, StoreError
 from knowdo.store import Store, read_panel, read_providers
 from knowdo.strategies._common import check_option
 from knowdo.strategies.assessment import PRIORITY_RULES, assess_barriers
@@ -57,19 +56,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(delphi_app, name="delphi")
     app.command("stari")(stari)
     app.command("logic-model")(logic_model_command)
-
-
-@contextmanager
-def _user_errors(as_json: bool) -> Iterator[None]:
-    try:
-        yield
-    except KnowdoError as exc:
-        if as_json:
-            print(json.dumps({"ok": False, "error": type(exc).__name__, "message": str(exc)}))
-        else:
-            err.print(f"[bold red]{type(exc).__name__}:[/] ", end="")
-            err.print(str(exc), markup=False, highlight=False)
-        raise typer.Exit(1) from None
 
 
 def _emit(payload: dict[str, Any]) -> None:

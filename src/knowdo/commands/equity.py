@@ -15,8 +15,6 @@ the protected table for upload to HEAT Plus.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,6 +23,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from knowdo.commands._errors import user_errors as _user_errors
 from knowdo.config import load_project
 from knowdo.equity.common import jsonable
 from knowdo.equity.heat import HeatResult, heat_measures
@@ -32,7 +31,7 @@ from knowdo.equity.heat_ci import DEFAULT_DRAWS, DEFAULT_SEED
 from knowdo.equity.heat_table import heat_table_from_panel, read_heat_csv, write_heat_csv
 from knowdo.equity.section import protect_subgroups, withhold_measures
 from knowdo.equity.strata import DEFAULT_INDICATOR_NAMES, indicator_specs, project_dimensions
-from knowdo.errors import KnowdoError, ParameterError, StoreError
+from knowdo.errors import ParameterError, StoreError
 from knowdo.store import Store, read_panel
 
 out = Console()
@@ -42,19 +41,6 @@ err = Console(stderr=True)
 def register(app: typer.Typer) -> None:
     """Add the ``equity`` command to ``app``."""
     app.command("equity")(equity)
-
-
-@contextmanager
-def _user_errors(as_json: bool) -> Iterator[None]:
-    try:
-        yield
-    except KnowdoError as exc:
-        if as_json:
-            print(json.dumps({"ok": False, "error": type(exc).__name__, "message": str(exc)}))
-        else:
-            err.print(f"[bold red]{type(exc).__name__}:[/] ", end="")
-            err.print(str(exc), markup=False, highlight=False)
-        raise typer.Exit(1) from None
 
 
 def equity(

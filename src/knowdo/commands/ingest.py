@@ -19,8 +19,6 @@ leaving the store as it was.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,8 +27,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from knowdo.commands._errors import user_errors as _user_errors
 from knowdo.config import load_project
-from knowdo.errors import KnowdoError, SchemaError
 from knowdo.ingest.changes import compare_tables
 from knowdo.ingest.files import read_sources
 from knowdo.ingest.quality import data_quality
@@ -46,26 +44,6 @@ err = Console(stderr=True)
 def register(app: typer.Typer) -> None:
     """Add the ``ingest`` command to ``app``."""
     app.command("ingest")(ingest)
-
-
-@contextmanager
-def _user_errors(as_json: bool) -> Iterator[None]:
-    try:
-        yield
-    except SchemaError as exc:
-        if as_json:
-            print(json.dumps({"ok": False, "problems": [p.to_dict() for p in exc.problems]}, indent=2))
-        else:
-            err.print("[bold red]The sources break the schema; nothing was loaded.[/]")
-            err.print(exc.report(), markup=False, highlight=False)
-        raise typer.Exit(1) from None
-    except KnowdoError as exc:
-        if as_json:
-            print(json.dumps({"ok": False, "error": type(exc).__name__, "message": str(exc)}))
-        else:
-            err.print(f"[bold red]{type(exc).__name__}:[/] ", end="")
-            err.print(str(exc), markup=False, highlight=False)
-        raise typer.Exit(1) from None
 
 
 def ingest(

@@ -17,14 +17,14 @@ effect. ``--json`` prints the result as JSON on stdout.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
+from knowdo.commands._errors import user_errors as _user_errors
 from knowdo.designs.planner import (
     advise_file,
     plan_crt,
@@ -35,7 +35,6 @@ from knowdo.designs.planner import (
     plan_stepped_wedge,
 )
 from knowdo.designs.planner.result import PowerResult
-from knowdo.errors import KnowdoError
 
 plan_app = typer.Typer(no_args_is_help=True, help="Plan a study: power, sample size, MDE; or get design advice.")
 out = Console()
@@ -49,19 +48,6 @@ AlphaOption = Annotated[float, typer.Option(help="Two-sided significance level."
 def register(app: typer.Typer) -> None:
     """Add the ``plan`` command group to ``app``."""
     app.add_typer(plan_app, name="plan")
-
-
-@contextmanager
-def _user_errors(as_json: bool) -> Iterator[None]:
-    try:
-        yield
-    except KnowdoError as exc:
-        if as_json:
-            print(json.dumps({"ok": False, "error": type(exc).__name__, "message": str(exc)}))
-        else:
-            err.print(f"[bold red]{type(exc).__name__}:[/] ", end="")
-            err.print(str(exc), markup=False, highlight=False)
-        raise typer.Exit(1) from None
 
 
 def _emit(make: Callable[[], PowerResult], as_json: bool) -> None:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import tomllib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -24,12 +22,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from knowdo.commands._errors import user_errors as _user_errors
 from knowdo.complexity.results import rows
 from knowdo.complexity.scenarios import Scenario, baseline, load_scenarios
 from knowdo.complexity.section import ScenarioReport, scenario_section
 from knowdo.complexity.sweep import Sweep
 from knowdo.config import CONFIG_NAME, Project, load_project
-from knowdo.errors import KnowdoError, StoreError
+from knowdo.errors import StoreError
 from knowdo.store import Store, build_panel, read_panel
 
 out = Console()
@@ -39,19 +38,6 @@ err = Console(stderr=True)
 def register(app: typer.Typer) -> None:
     """Add the ``simulate`` command to ``app``."""
     app.command("simulate")(simulate)
-
-
-@contextmanager
-def _user_errors(as_json: bool) -> Iterator[None]:
-    try:
-        yield
-    except KnowdoError as exc:
-        if as_json:
-            print(json.dumps({"ok": False, "error": type(exc).__name__, "message": str(exc)}))
-        else:
-            err.print(f"[bold red]{type(exc).__name__}:[/] ", end="")
-            err.print(str(exc), markup=False, highlight=False)
-        raise typer.Exit(1) from None
 
 
 def read_project_panel(project: Project) -> pd.DataFrame:
