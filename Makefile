@@ -52,9 +52,10 @@ dictionary: $(STAMP)
 
 # Re-pin every dependency after changing pyproject.toml.
 lock:
-	rm -rf /tmp/knowdo-lock && $(PYTHON) -m venv /tmp/knowdo-lock
-	/tmp/knowdo-lock/bin/pip install --quiet ".[dev]"
-	/tmp/knowdo-lock/bin/pip freeze --exclude knowdo > requirements.lock
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet ".[dev,bench]"
+	.lock-venv/bin/pip freeze --exclude knowdo > requirements.lock
+	rm -rf .lock-venv
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .mypy_cache .ruff_cache .pytest_cache
