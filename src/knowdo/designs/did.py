@@ -55,7 +55,7 @@ from knowdo.designs._frames import (
     require_frame,
     strata_table,
 )
-from knowdo.designs._options import check_option
+from knowdo.designs._options import check_option, constructor_settings
 from knowdo.designs.did_aggregate import (
     AGGREGATIONS,
     Aggregation,
@@ -191,24 +191,7 @@ class CallawaySantAnna:
 
     # ------------------------------------------------------------------ settings
     def get_params(self) -> dict[str, Any]:
-        return {
-            "outcome": self.outcome,
-            "unit": self.unit,
-            "time": self.time,
-            "cohort": self.cohort,
-            "covariates": tuple(self.covariates),
-            "control_group": self.control_group,
-            "est_method": self.est_method,
-            "anticipation": self.anticipation,
-            "base_period": self.base_period,
-            "cluster": self.cluster,
-            "bootstrap": self.bootstrap,
-            "n_boot": self.n_boot,
-            "seed": self.seed,
-            "level": self.level,
-            "uniform_bands": self.uniform_bands,
-            "unbalanced": self.unbalanced,
-        }
+        return constructor_settings(self)
 
     def _check_settings(self) -> None:
         check_option("control_group", self.control_group, CONTROL_GROUPS)
@@ -407,7 +390,6 @@ class CallawaySantAnna:
     # ------------------------------------------------------------------ results
     def _settings(self) -> dict[str, Any]:
         params = self.get_params()
-        params["covariates"] = list(params["covariates"])
         params["bootstrap_weights"] = "rademacher" if self.bootstrap else None
         return params
 

@@ -40,6 +40,7 @@ from knowdo.designs._frames import (
     require_numeric,
     strata_table,
 )
+from knowdo.designs._options import constructor_settings
 from knowdo.designs.bacon import bacon_decomposition
 from knowdo.designs.effect import Effect
 from knowdo.designs.pretrends import PretrendTest, wald_pretrend
@@ -80,15 +81,7 @@ class _EventStudyBase:
         self.level = level
 
     def get_params(self) -> dict[str, Any]:
-        return {
-            "outcome": self.outcome,
-            "unit": self.unit,
-            "time": self.time,
-            "cohort": self.cohort,
-            "covariates": list(self.covariates),
-            "cluster": self.cluster,
-            "level": self.level,
-        }
+        return constructor_settings(self)
 
     def _prepare(self, data: pd.DataFrame) -> pd.DataFrame:
         name = type(self).__name__
