@@ -18,12 +18,14 @@ $(STAMP): requirements.lock pyproject.toml
 demo: $(STAMP)
 	$(BIN)/knowdo demo --dir $(DEMO_DIR)
 
-# The tests drive Debian's chromium (report and workspace pages) and start throwaway PostgreSQL
-# servers (OMOP sources, workspace storage); install both from Debian when missing (root or sudo).
+# The tests drive Debian's chromium (report and workspace pages), start throwaway PostgreSQL
+# servers (OMOP sources, workspace storage, the panel on PostgreSQL) and run Spark in local mode
+# (the panel on Spark, which needs Java 17); install them from Debian when missing (root or sudo).
 system-packages:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v java >/dev/null 2>&1 || missing="$$missing openjdk-17-jre-headless"; \
 	if [ -n "$$missing" ]; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \

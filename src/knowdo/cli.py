@@ -10,181 +10,92 @@
     knowdo equity PROJECT | --heat FILE.csv             WHO HEAT inequality measures
     knowdo simulate PROJECT [--scenario F.toml]        calibrated scale-up scenarios
     knowdo ingest PROJECT [--check]                    what changed + data quality, then load
+    knowdo export FORMAT PROJECT OUT                   the project's tables in a source format
     knowdo serve PROJECT_OR_DIR                        the shared web workspace
     knowdo strategies | delphi | logic-model | stari   co-production tools (CFIR 2.0, ERIC, StaRI)
 
 User errors (a bad project file, data breaking the schema) print one
 readable report and exit with status 1; ``--json`` prints machine-readable
 output instead and ``--quiet`` prints nothing but errors.
+
+Each sub-command's module (``knowdo.commands.*``) is imported only when that command runs:
+the estimators, the web app and the simulation stack together take seconds to import, which
+``knowdo --help`` and every quick command would otherwise pay.
 """
 
 from __future__ import annotations
 
-import json
+import importlib
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from importlib import resources
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.status import Status
-from rich.table import Table
+from typer import _click as click  # typer ships its own click; its groups take these types
+from typer.core import TyperCommand, TyperGroup
 
 from knowdo import __version__
-from knowdo.commands import codesign, equity, estimate, ingest, plan, serve, simulate
-from knowdo.commands._errors import user_errors as _user_errors
-from knowdo.examples import generate_programme, write_project
-from knowdo.pipeline import (
-    CONSTRAINTS_FILE,
-    Progress,
-    RunResult,
-    load_project_data,
-    run_project,
-    validate_project,
-)
-from knowdo.schema import CROSS_TABLE_RULES, TABLES, dictionary_rows
+
+# command name -> (module holding its ``register``, one-line help shown by ``knowdo --help``)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("knowdo.commands.project", "Write the example programme as a project, load it and write its report."),
+    "run": ("knowdo.commands.project", "Validate and load PROJECT, then write its report."),
+    "load": ("knowdo.commands.project", "Validate PROJECT's sources and load them into its store, all or nothing."),
+    "validate": ("knowdo.commands.project", "Check PROJECT's sources against the schema without loading them."),
+    "dictionary": ("knowdo.commands.project", "Print the data dictionary of the canonical tables (Markdown)."),
+    "ingest": ("knowdo.commands.ingest", "Show what changed since the last load and the data quality, then load."),
+    "export": ("knowdo.commands.export", "Write a project's tables in a source format (DHIS2, FHIR, OMOP, REDCap)."),
+    "estimate": ("knowdo.commands.estimate", "Run one design's estimator on a tidy CSV."),
+    "equity": ("knowdo.commands.equity", "WHO HEAT inequality measures from a project or a HEAT Plus table."),
+    "simulate": ("knowdo.commands.simulate", "Calibrated scale-up scenarios for a project."),
+    "plan": ("knowdo.commands.plan", "Power, sample size and design advice for the next study."),
+    "strategies": ("knowdo.commands.codesign", "CFIR 2.0 barriers, ERIC strategies, matching and strategy evidence."),
+    "delphi": ("knowdo.commands.codesign", "Delphi rounds and ranking exercises."),
+    "logic-model": ("knowdo.commands.codesign", "A logic model linked to the project's measures."),
+    "stari": ("knowdo.commands.codesign", "The StaRI reporting checklist for the project's study."),
+    "serve": ("knowdo.commands.serve", "The shared web workspace."),
+}
+
+
+def load_command(name: str) -> click.Command:
+    """Import the module behind ``name`` and return its click command."""
+    module = importlib.import_module(COMMANDS[name][0])
+    holder = typer.Typer()
+    module.register(holder)
+    return typer.main.get_group(holder).commands[name]
+
+
+class LazyGroup(TyperGroup):
+    """The root group: lists commands from ``COMMANDS`` and imports one only to run it."""
+
+    resolving = False
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        if self.resolving:
+            return load_command(cmd_name)
+        # listing for help: a stand-in carrying the one-line help, so nothing heavy is imported
+        return TyperCommand(cmd_name, help=COMMANDS[cmd_name][1])
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        self.resolving = True
+        try:
+            return super().resolve_command(ctx, args)
+        finally:
+            self.resolving = False
+
 
 app = typer.Typer(
+    cls=LazyGroup,
     add_completion=False,
     no_args_is_help=True,
     help="knowdo: actionable evidence for closing the mental health know-do gap.",
 )
-out = Console()
-err = Console(stderr=True)
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
-QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
-ProjectArg = Annotated[Path, typer.Argument(help="Project folder (holding knowdo.toml).")]
-
-
-@contextmanager
-def _progress(quiet: bool) -> Iterator[Progress]:
-    if quiet:
-        yield lambda _message: None
-        return
-    with Status("starting", console=err) as status:
-
-        def step(message: str) -> None:
-            status.update(message)
-            err.log(message)
-
-        yield step
-
-
-def _print_run(result: RunResult, as_json: bool, quiet: bool) -> None:
-    if as_json:
-        print(json.dumps({
-            "ok": True,
-            "report": str(result.report.html),
-            "results": str(result.report.json),
-            "rows": result.load.rows,
-            "panel_source": result.panel_source,
-        }, indent=2))
-        return
-    if quiet:
-        return
-    table = Table(title=f"{result.project.name}: rows loaded", show_header=True)
-    table.add_column("table")
-    table.add_column("rows", justify="right")
-    for name, rows in result.load.rows.items():
-        table.add_row(name, f"{rows:,}")
-    out.print(table)
-    out.print(result.outcomes.summary(), markup=False, highlight=False)
-    out.print(f"\nReport: [bold]{result.report.html}[/]\nFigures: {result.report.json}")
-
-
-@app.command()
-def demo(
-    directory: Annotated[Path, typer.Option("--dir", help="Folder to write the example project into.")] = Path(
-        "demo-project"
-    ),
-    persons: Annotated[int, typer.Option(help="Approximate number of people screened.")] = 20_000,
-    seed: Annotated[int, typer.Option(help="Random seed (same seed, same programme).")] = 0,
-    fmt: Annotated[str, typer.Option("--format", help="Data file format: csv or parquet.")] = "csv",
-    as_json: JsonOption = False,
-    quiet: QuietOption = False,
-) -> None:
-    """Write the example programme as a project, load it and write its report."""
-    with _user_errors(as_json), _progress(quiet or as_json) as progress:
-        if fmt not in {"csv", "parquet"}:
-            raise typer.BadParameter("--format must be csv or parquet")
-        progress(f"generating the example programme ({persons:,} people, seed {seed})")
-        programme = generate_programme(seed=seed, persons=persons)
-        write_project(programme, directory, fmt="parquet" if fmt == "parquet" else "csv")
-        constraints = resources.files("knowdo.designs.planner").joinpath("examples/example_programme.toml")
-        (directory / CONSTRAINTS_FILE).write_text(constraints.read_text(encoding="utf-8"), encoding="utf-8")
-        result = run_project(directory, progress, truth=programme.truth.to_dict())
-    _print_run(result, as_json, quiet)
-
-
-@app.command()
-def run(project: ProjectArg, as_json: JsonOption = False, quiet: QuietOption = False) -> None:
-    """Validate and load PROJECT, then write PROJECT/report/index.html and results.json."""
-    with _user_errors(as_json), _progress(quiet or as_json) as progress:
-        result = run_project(project, progress)
-    _print_run(result, as_json, quiet)
-
-
-@app.command()
-def load(project: ProjectArg, as_json: JsonOption = False, quiet: QuietOption = False) -> None:
-    """Validate PROJECT's sources and load them into its store, all or nothing."""
-    with _user_errors(as_json), _progress(quiet or as_json) as progress:
-        config, _ = validate_project(project)
-        summary = load_project_data(config, progress)
-    if as_json:
-        print(json.dumps({"ok": True, **summary.to_dict()}, indent=2))
-    elif not quiet:
-        note = " (same files as the previous load)" if summary.unchanged else ""
-        out.print(f"Loaded {sum(summary.rows.values()):,} rows in load {summary.load_id}{note}.")
-
-
-@app.command()
-def validate(project: ProjectArg, as_json: JsonOption = False, quiet: QuietOption = False) -> None:
-    """Check PROJECT's sources against the schema without loading them."""
-    with _user_errors(as_json):
-        _, data = validate_project(project)
-    warnings = [w.to_dict() for w in data.warnings]
-    if as_json:
-        print(json.dumps({"ok": True, "rows": data.row_counts(), "warnings": warnings}, indent=2))
-    elif not quiet:
-        for warning in data.warnings:
-            err.print(f"warning: {warning.where()}: {warning.message}", markup=False)
-        out.print(f"OK: {sum(data.row_counts().values()):,} rows in {len(data.tables)} tables pass every rule.")
-
-
-@app.command()
-def dictionary() -> None:
-    """Print the data dictionary of the canonical tables (Markdown)."""
-    print(render_dictionary())
-
-
-def render_dictionary() -> str:
-    lines = ["# knowdo data dictionary", "", "Generated from `knowdo.schema` by `knowdo dictionary`.", ""]
-    for name, table in TABLES.items():
-        lines += [f"## `{name}`", "", f"{table.description} Grain: {table.grain}.", ""]
-        lines += ["| column | type | required | rules | description |", "|---|---|---|---|---|"]
-        for row in dictionary_rows():
-            if row.table == name:
-                required = "yes" if row.required else ""
-                lines.append(f"| `{row.column}` | {row.type} | {required} | {row.rule} | {row.description} |")
-        if table.open_columns:
-            lines.append("| *(equity columns)* | string | yes | a level declared in `[equity.*]` | stratifiers |")
-        lines.append("")
-    lines += ["## Rules across tables", ""]
-    lines += [f"- **{rule.rule_id}**: {rule.description}" for rule in CROSS_TABLE_RULES]
-    return "\n".join(lines) + "\n"
-
-
-plan.register(app)
-estimate.register(app)
-equity.register(app)
-simulate.register(app)
-ingest.register(app)
-serve.register(app)
-codesign.register(app)
 
 
 @app.callback(invoke_without_command=True)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import tiny_project
-from knowdo.cli import render_dictionary
+from knowdo.commands.project import render_dictionary
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -49,3 +49,26 @@ def test_missing_project_is_explained(tmp_path: Path) -> None:
     result = _knowdo("run", str(tmp_path / "nowhere"))
     assert result.returncode == 1
     assert "knowdo.toml" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_every_listed_command_loads_under_its_name() -> None:
+    from knowdo.cli import COMMANDS, load_command
+
+    for name in COMMANDS:
+        assert load_command(name).name == name
+
+
+def test_help_lists_every_command_without_importing_them() -> None:
+    probe = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from knowdo.cli import COMMANDS, app\n"
+        "result = CliRunner().invoke(app, ['--help'])\n"
+        "assert result.exit_code == 0, result.output\n"
+        "missing = [name for name in COMMANDS if name not in result.output]\n"
+        "heavy = [m for m in ('knowdo.pipeline', 'knowdo.designs', 'knowdo.web', 'pandas') if m in sys.modules]\n"
+        "print(missing, heavy)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[] []"
