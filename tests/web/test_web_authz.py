@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from codesign_calls import calls as codesign_calls
 from sqlalchemy import select
 from web_support import PASSWORD, SLUG, WebEnv, backend_url, postgres_server, web_env  # noqa: F401
 
@@ -170,6 +171,7 @@ CALLS: dict[str, Build] = {
     "api_member_invite": lambda env, p: Call("POST", f"/api{P}/members", (201,), json={
         "email": f"api-invited{next(_emails)}@example.org", "role": "viewer"}),
     "api_audit": lambda env, p: Call("GET", f"/api{P}/audit", (200,)),
+    **codesign_calls(Call),
 }
 
 

@@ -34,7 +34,7 @@ from knowdo.report.embed import CHART_THEME, javascript_bundle, json_for_script
 from knowdo.web import services, tasks
 from knowdo.web.db import Database
 from knowdo.web.jobs import JobRunner
-from knowdo.web.routes import api, auth, pages
+from knowdo.web.routes import api, auth, codesign, codesign_api, pages
 from knowdo.web.routes.deps import TEMPLATES, Refused, WebState, is_api, render
 from knowdo.web.settings import Settings
 
@@ -71,6 +71,8 @@ def create_app(settings: Settings, *, database: Database | None = None, jobs: Jo
     app.include_router(auth.router)
     app.include_router(pages.router)
     app.include_router(api.router)
+    app.include_router(codesign.router)
+    app.include_router(codesign_api.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     # Level 5: most of level 9's saving on these pages at a fraction of its CPU time.
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)

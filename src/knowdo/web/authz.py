@@ -72,6 +72,12 @@ ANALYSTS = PERSON_LEVEL
 PLANNERS = _set("owner", "analyst", "implementer")
 COMMENTERS = _set("owner", "analyst", "implementer", "community_partner")
 OWNERS = _set("owner")
+# Co-production (knowdo.codesign): every member sees the team's work; those who may comment and rate also rate
+# barriers and Delphi items; those who plan (owner, analyst, implementer) run Delphi studies, specify strategies
+# and edit the logic model; analysts upload the matching workbook and run the strategy analysis. Closing and
+# opening Delphi rounds is further limited to the study's facilitator (its creator) or an owner.
+RATERS = COMMENTERS
+CODESIGNERS = PLANNERS
 
 # route name -> principals allowed. Names are the FastAPI route names (``name=`` in knowdo.web.routes).
 RULES: dict[str, frozenset[str]] = {
@@ -115,6 +121,32 @@ RULES: dict[str, frozenset[str]] = {
     "member_role": OWNERS,
     "member_remove": OWNERS,
     "audit_page": OWNERS,
+    # ------------------------------------------------------------------ co-production pages
+    "codesign_home": MEMBERS,
+    "barrier_page": MEMBERS,
+    "barrier_rate": RATERS,
+    "strategy_page": MEMBERS,
+    "workbook_upload": ANALYSTS,
+    "specification_page": MEMBERS,
+    "specification_save": CODESIGNERS,
+    "specification_remove": CODESIGNERS,
+    "delphi_list": MEMBERS,
+    "delphi_create": CODESIGNERS,
+    "delphi_page": MEMBERS,
+    "delphi_rate": RATERS,
+    "delphi_close": CODESIGNERS,
+    "delphi_next": CODESIGNERS,
+    "delphi_export": MEMBERS,
+    "logic_page": MEMBERS,
+    "logic_node_add": CODESIGNERS,
+    "logic_link_add": CODESIGNERS,
+    "logic_remove": CODESIGNERS,
+    "logic_draft": CODESIGNERS,
+    "stari_page": MEMBERS,
+    "stari_settings": CODESIGNERS,
+    "stari_download": MEMBERS,
+    "strategy_evidence_page": MEMBERS,
+    "strategy_evidence_run": ANALYSTS,
     # ------------------------------------------------------------------ JSON API
     "api_me": SIGNED_IN,
     "api_projects": SIGNED_IN,
@@ -137,6 +169,22 @@ RULES: dict[str, frozenset[str]] = {
     "api_members": OWNERS,
     "api_member_invite": OWNERS,
     "api_audit": OWNERS,
+    "api_barriers": MEMBERS,
+    "api_barrier_rate": RATERS,
+    "api_strategies": MEMBERS,
+    "api_specifications": MEMBERS,
+    "api_specification_save": CODESIGNERS,
+    "api_delphi_list": MEMBERS,
+    "api_delphi_create": CODESIGNERS,
+    "api_delphi": MEMBERS,
+    "api_delphi_rate": RATERS,
+    "api_delphi_close": CODESIGNERS,
+    "api_delphi_next": CODESIGNERS,
+    "api_logic_model": MEMBERS,
+    "api_logic_model_save": CODESIGNERS,
+    "api_stari": MEMBERS,
+    "api_strategy_evidence": MEMBERS,
+    "api_strategy_evidence_run": ANALYSTS,
 }
 
 # Routes whose responses carry person-level rows; each read is written to the audit log.

@@ -231,3 +231,89 @@ class Evidence(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     computed_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     load_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+# ---------------------------------------------------------------------------- co-production (knowdo.codesign)
+class BarrierRating(Base):
+    """One member's CFIR 2.0 rating of one construct for a site (or 'programme'); re-rating replaces it."""
+
+    __tablename__ = "barrier_ratings"
+    __table_args__ = (UniqueConstraint("project_id", "user_id", "site", "construct", name="uq_barrier_rating"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    site: Mapped[str] = mapped_column(String(64))
+    construct: Mapped[str] = mapped_column(String(64))
+    stakeholder_group: Mapped[str] = mapped_column(String(32))
+    valence: Mapped[int] = mapped_column(Integer)
+    importance: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    evidence: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class CodesignDocument(Base):
+    """One of a project's co-production documents, kept whole as JSON: the matching workbook's endorsements,
+    the strategy specifications, the logic model, the StaRI settings (``kind`` names which)."""
+
+    __tablename__ = "codesign_documents"
+    __table_args__ = (UniqueConstraint("project_id", "kind", name="uq_codesign_document"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+
+
+class DelphiStudy(Base):
+    """A Delphi exercise: its consensus rules (fixed at creation), its state and the items of each round.
+
+    ``state`` is 'open' (members rate the current round) or 'closed' (the round's feedback is shown; the
+    facilitator starts the next round or leaves it finished). ``rounds`` lists the item ids rated in each round.
+    """
+
+    __tablename__ = "delphi_studies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    rules: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16), default="open")
+    round: Mapped[int] = mapped_column(Integer, default=1)
+    rounds: Mapped[list[Any]] = mapped_column(JSON)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+    items: Mapped[list[DelphiItem]] = relationship(cascade="all, delete-orphan", order_by="DelphiItem.position")
+
+
+class DelphiItem(Base):
+    __tablename__ = "delphi_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("delphi_studies.id", ondelete="CASCADE"), index=True)
+    text: Mapped[str] = mapped_column(String(500))
+    position: Mapped[int] = mapped_column(Integer)
+
+
+class DelphiRating(Base):
+    """One member's rating (1-9, or None: unable to rate) of one item in one round.
+
+    Who rated is kept only to stop double votes and to show members their own previous rating; no page or
+    endpoint shows one member's rating to anyone else.
+    """
+
+    __tablename__ = "delphi_ratings"
+    __table_args__ = (UniqueConstraint("item_id", "round", "user_id", name="uq_delphi_rating"),
+                      Index("ix_delphi_ratings_study_round", "study_id", "round"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("delphi_studies.id", ondelete="CASCADE"))
+    item_id: Mapped[int] = mapped_column(ForeignKey("delphi_items.id", ondelete="CASCADE"))
+    round: Mapped[int] = mapped_column(Integer)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    rating: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    stakeholder_group: Mapped[str] = mapped_column(String(32), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
