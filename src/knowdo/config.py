@@ -27,11 +27,16 @@ Example::
     category = "Socioeconomic status"
     ordered = true
     levels = ["Q1", "Q2", "Q3", "Q4", "Q5"]
+
+An optional ``[engine]`` section computes the episode table and the panel
+where the canonical tables live (PostgreSQL or Spark) instead of in the
+project's DuckDB store; see ``docs/engines.md``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,6 +147,33 @@ class Source:
         return self.url if self.url else str(self.path)
 
 
+EngineKind = Literal["duckdb", "postgres", "spark"]
+ENGINE_KINDS: tuple[str, ...] = get_args(EngineKind)
+ENGINE_KEYS = ("kind", "url_env", "path", "schema", "master", "tables", "conf")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """The optional ``[engine]`` section: which engine computes the panel, and where its tables are.
+
+    ``url_env`` names the environment variable holding a PostgreSQL URL
+    (the URL, with its password, never goes in the project folder);
+    ``path`` is a DuckDB file (default: the project store); ``schema`` is the
+    PostgreSQL schema or Spark database holding the canonical tables;
+    ``master`` the Spark master URL; ``tables`` renames canonical tables to
+    the engine's own names; ``conf`` holds extra Spark settings.
+    """
+
+    kind: EngineKind = "duckdb"
+    url_env: str | None = None
+    path: Path | None = None
+    schema: str | None = None
+    master: str | None = None
+    tables: dict[str, str] = field(default_factory=dict, hash=False)
+    conf: dict[str, str] = field(default_factory=dict, hash=False)
+
+
 @dataclass(frozen=True)
 class Project:
     """A project folder and everything its ``knowdo.toml`` says."""
@@ -156,6 +188,7 @@ class Project:
     disclosure_threshold: int = 11  # CMS / PCORnet convention: cells 1-10 not shown (data-standards.md section 7)
     disclosure_rounding: int | None = None
     store_name: str = "knowdo.duckdb"
+    engine: EngineSettings | None = None  # None: the panel is built in the project store (DuckDB)
 
     @property
     def store_path(self) -> Path:
@@ -210,6 +243,7 @@ def parse_project(raw: dict[str, Any], root: Path, *, where: str = CONFIG_NAME) 
         disclosure_threshold=threshold,
         disclosure_rounding=rounding,
         store_name=str(project.get("store", "knowdo.duckdb")),
+        engine=_engine(raw.get("engine"), root, where),
     )
 
 
@@ -349,3 +383,50 @@ def _outcomes(section: Any, where: str) -> OutcomeDefinitions:
             raise ConfigError(f"{where}: [outcomes] {key} must be {expected.__name__}, saw {value!r}")
         values[key] = value
     return OutcomeDefinitions(**values)
+
+
+def _engine(section: Any, root: Path, where: str) -> EngineSettings | None:
+    if section is None:
+        return None
+    if not isinstance(section, dict):
+        raise ConfigError(f"{where}: [engine] must be a table")
+    unknown = set(section) - set(ENGINE_KEYS)
+    if "url" in unknown:
+        raise ConfigError(f"{where}: [engine] has a url; put the connection URL in an environment variable and name "
+                          "that variable with url_env (credentials never go in the project folder)")
+    if unknown:
+        raise ConfigError(f"{where}: [engine] has unknown keys {sorted(unknown)}; known: {list(ENGINE_KEYS)}")
+    kind = section.get("kind", "duckdb")
+    if kind not in ENGINE_KINDS:
+        raise ConfigError(f"{where}: [engine] kind {kind!r} is not known; use one of {', '.join(ENGINE_KINDS)}")
+    for key in ("url_env", "path", "schema", "master"):
+        value = section.get(key)
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ConfigError(f"{where}: [engine] {key} must be a non-empty string, saw {value!r}")
+    url_env = section.get("url_env")
+    if url_env is not None and not _ENV_NAME.match(url_env):
+        raise ConfigError(f"{where}: [engine] url_env must name an environment variable (such as KNOWDO_PG_URL), "
+                          f"saw {url_env!r}")
+    if kind == "postgres" and url_env is None:
+        raise ConfigError(f"{where}: [engine] kind 'postgres' needs url_env, the name of the environment variable "
+                          "holding the connection URL")
+    tables = section.get("tables", {})
+    if not isinstance(tables, dict) or not all(isinstance(v, str) and v for v in tables.values()):
+        raise ConfigError(f"{where}: [engine.tables] must map canonical table names to table names, saw {tables!r}")
+    strange = sorted(set(tables) - set(TABLES))
+    if strange:
+        raise ConfigError(f"{where}: [engine.tables] names {strange}, which are not canonical tables; "
+                          f"known: {', '.join(TABLES)}")
+    conf = section.get("conf", {})
+    if not isinstance(conf, dict):
+        raise ConfigError(f"{where}: [engine.conf] must be a table of engine settings, saw {conf!r}")
+    path = section.get("path")
+    return EngineSettings(
+        kind=kind,
+        url_env=url_env,
+        path=root / path if isinstance(path, str) else None,
+        schema=section.get("schema"),
+        master=section.get("master"),
+        tables={str(k): str(v) for k, v in tables.items()},
+        conf={str(k): str(v) for k, v in conf.items()},
+    )
