@@ -55,7 +55,7 @@ def test_lmm_recovers_effect() -> None:
 def test_lmm_cluster_period_effect() -> None:
     df = hussey_hughes(clusters=16, gamma=0.5, seed=2)
     plain = stepped_wedge(df, **SW)
-    nested = stepped_wedge(df, **SW, cluster_period_effect=True)
+    nested = stepped_wedge(df, **SW, correlation="nested-exchangeable")
     assert nested.diagnostics["cluster_period_variance"] == pytest.approx(0.25, abs=0.15)
     assert nested.std_error > plain.std_error  # ignoring the cluster-period effect overstates precision
     assert nested.estimate == pytest.approx(0.5, abs=3 * nested.std_error)
@@ -114,7 +114,11 @@ def test_strata_by_column() -> None:
 @pytest.mark.parametrize(
     ("settings", "message", "rows"),
     [
-        ({"method": "gee", "cluster_period_effect": True}, "cluster_period_effect=True needs method='lmm'", None),
+        ({"method": "gee", "correlation": "decay"}, "correlation='decay' needs method='lmm' and a period column",
+         None),
+        ({"method": "gee", "df": "kenward-roger"}, "df='kenward-roger' is defined for the mixed model only", None),
+        ({"correlation": "ar1"}, "correlation='ar1' is not accepted; use one of 'exchangeable', "
+         "'nested-exchangeable', 'decay'", None),
         ({"method": "anova"}, "method='anova' is not accepted; use one of 'lmm', 'gee', 'cluster-summary'", None),
         ({"method": "cluster-summary", "covariates": ["female"]}, "does not adjust for covariates", None),
         ({}, "at least 4 are needed", 3),

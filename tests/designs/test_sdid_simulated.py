@@ -58,22 +58,22 @@ def test_panel_strata() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ("staggered", "different periods"),
-        ("jackknife_one", "the jackknife needs two or more treated units"),
-        ("se", "se='bootstrap' is not accepted; use one of 'placebo', 'jackknife'"),
+        ("too_early", "have only 1 pre-treatment period(s); need at least 2"),
+        ("jackknife_one", "the jackknife needs two or more treated units in every adoption cohort"),
+        ("se", "se='analytic' is not accepted; use one of 'placebo', 'bootstrap', 'jackknife'"),
         ("off", "switches treatment off"),
     ],
 )
 def test_user_errors(change: str, message: str) -> None:
     df = _block()
     settings: dict[str, object] = dict(SETTINGS)
-    if change == "staggered":
-        df.loc[(df.unit == 34) & (df.time == 14), "d"] = 0
+    if change == "too_early":
+        df.loc[(df.unit == 34) & (df.time >= 1), "d"] = 1
     elif change == "jackknife_one":
         df = df[(df.unit < 30) | (df.unit == 34)]
         settings["se"] = "jackknife"
     elif change == "se":
-        settings["se"] = "bootstrap"
+        settings["se"] = "analytic"
     else:
         df.loc[(df.unit == 34) & (df.time == 19), "d"] = 0
     with pytest.raises(ParameterError, match=re.escape(message)):

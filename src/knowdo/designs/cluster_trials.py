@@ -3,10 +3,15 @@
 Three analyses, each the standard one for its situation:
 
 * ``lmm``: the Hussey & Hughes (2007) linear mixed model, outcome on
-  treatment plus categorical period effects with a cluster random intercept,
-  optionally a cluster x period random effect (the "nested exchangeable"
-  model of Hooper et al. 2016 / Girling & Hemming 2016), fitted by REML with
-  statsmodels ``MixedLM``. Binary outcomes give a risk difference.
+  treatment plus categorical period effects with a cluster random intercept
+  (``correlation="exchangeable"``), or with cluster and cluster x period random
+  effects (``"nested-exchangeable"``, Hooper et al. 2016 / Girling & Hemming
+  2016), or with a cluster x period effect whose correlation decays as
+  ``r^|s - t|`` between periods ``s`` and ``t`` (``"decay"``, Kasza et al.
+  2019), fitted by REML (:mod:`knowdo.designs.cluster_lmm`, which says why
+  it is our own code). Binary outcomes give a risk difference. Degrees of
+  freedom for the treatment effect: ``clusters - 2``, Kenward-Roger (with
+  its bias-corrected variance) or Satterthwaite.
 * ``gee``: generalised estimating equations (statsmodels ``GEE``,
   exchangeable working correlation; logit link for binary outcomes, so the
   effect is a log odds ratio) with a small-sample corrected sandwich
@@ -21,7 +26,13 @@ Three analyses, each the standard one for its situation:
 
 With few clusters, Wald tests are too liberal; by default intervals use a t
 distribution with ``clusters - 2`` degrees of freedom (Donner & Klar 2000;
-Li & Redden 2015 use clusters minus cluster-level parameters).
+Li & Redden 2015 use clusters minus cluster-level parameters). For the mixed
+model, ``df="kenward-roger"`` (Kenward & Roger 1997) also corrects the
+variance for the estimated covariance parameters and, like
+``df="satterthwaite"``, derives the degrees of freedom from the design: in a
+balanced parallel trial both equal the exact ``clusters - 2``; in a stepped
+wedge, where much of the information is within clusters, they are larger
+(docs/studies/stepped-wedge-decay.md).
 """
 
 from __future__ import annotations
@@ -38,6 +49,7 @@ import statsmodels.api as sm
 import statsmodels.formula.api as smf
 from scipy import stats
 
+from knowdo.designs import cluster_lmm
 from knowdo.designs._frames import (
     check_level,
     column_strata,
@@ -48,25 +60,27 @@ from knowdo.designs._frames import (
     require_numeric,
     strata_table,
 )
-from knowdo.designs._options import check_option
+from knowdo.designs._options import check_option, constructor_settings
+from knowdo.designs.cluster_lmm import CORRELATIONS, Correlation
 from knowdo.designs.effect import Effect
 from knowdo.errors import ParameterError
 
 ClusterMethod = Literal["lmm", "gee", "cluster-summary"]
 TrialFamily = Literal["gaussian", "binomial"]
 SmallSample = Literal["kauermann-carroll", "mancl-derouen", "none"]
-DfMethod = Literal["clusters", "normal"]
+DfMethod = Literal["clusters", "kenward-roger", "satterthwaite", "normal"]
 METHODS: tuple[str, ...] = ("lmm", "gee", "cluster-summary")
 FAMILIES: tuple[str, ...] = ("gaussian", "binomial")
 SMALL_SAMPLE: tuple[str, ...] = ("kauermann-carroll", "mancl-derouen", "none")
-DF_METHODS: tuple[str, ...] = ("clusters", "normal")
+DF_METHODS: tuple[str, ...] = ("clusters", "kenward-roger", "satterthwaite", "normal")
 
 ASSUMPTIONS = (
     "Clusters (or the order in which they cross over) were randomised, so treated and control cluster-periods "
     "are comparable given the period effects.",
     "Period effects are common to all clusters (stepped wedge): secular trends do not differ by cluster.",
     "The effect does not depend on time since crossing over (no learning or fade-out), unless modelled.",
-    "The correlation model (random intercept, optional cluster x period effect) is adequate for the LMM; "
+    "The correlation model (random intercept, cluster x period effect or decaying correlation) is adequate "
+    "for the LMM; "
     "GEE needs only the mean model right.",
     "No contamination between clusters; recruitment into clusters is not influenced by allocation.",
 )
@@ -85,12 +99,16 @@ class ClusterTrial:
         ``lmm``, ``gee`` or ``cluster-summary``.
     family
         ``gaussian`` or ``binomial`` (0/1 outcome).
-    cluster_period_effect
-        Add a cluster x period random effect to the LMM.
+    correlation
+        Within-cluster correlation of the LMM: ``exchangeable`` (cluster random
+        intercept), ``nested-exchangeable`` (plus a cluster x period effect) or
+        ``decay`` (cluster x period effects correlated ``r^|s - t|`` across periods,
+        periods counted by their rank).
     small_sample
         Sandwich correction for GEE: ``kauermann-carroll``, ``mancl-derouen`` or ``none``.
     df
-        ``clusters`` (t with clusters - 2 df) or ``normal``.
+        ``clusters`` (t with clusters - 2 df), ``kenward-roger`` or ``satterthwaite``
+        (LMM only), or ``normal``.
     covariates, strata
         Adjustment covariates (numeric columns); stratifier columns for per-stratum estimates.
 
@@ -118,7 +136,7 @@ class ClusterTrial:
         period: str | None = None,
         method: ClusterMethod = "lmm",
         family: TrialFamily = "gaussian",
-        cluster_period_effect: bool = False,
+        correlation: Correlation = "exchangeable",
         # Kauermann-Carroll with t(clusters - 2) keeps near-nominal size with few clusters (Li & Redden 2015)
         small_sample: SmallSample = "kauermann-carroll",
         df: DfMethod = "clusters",
@@ -132,7 +150,7 @@ class ClusterTrial:
         self.period = period
         self.method = method
         self.family = family
-        self.cluster_period_effect = cluster_period_effect
+        self.correlation = correlation
         self.small_sample = small_sample
         self.df = df
         self.covariates = covariates
@@ -147,6 +165,7 @@ class ClusterTrial:
         check_option("family", self.family, FAMILIES)
         check_option("small_sample", self.small_sample, SMALL_SAMPLE)
         check_option("df", self.df, DF_METHODS)
+        check_option("correlation", self.correlation, CORRELATIONS)
         check_level(self.level, design)
         covs = list(self.covariates)
         cols = [self.outcome, self.cluster, self.treatment, self.period, *covs]
@@ -156,9 +175,15 @@ class ClusterTrial:
         require_binary(data, self.treatment, design)
         if self.family == "binomial":
             require_binary(data, self.outcome, design)
-        if self.cluster_period_effect and (self.period is None or self.method != "lmm"):
+        if self.correlation != "exchangeable" and (self.period is None or self.method != "lmm"):
             raise ParameterError(
-                "cluster trial: cluster_period_effect=True needs method='lmm' and a period column."
+                f"cluster trial: correlation={self.correlation!r} needs method='lmm' and a period column "
+                f"(got method={self.method!r}, period={self.period!r})."
+            )
+        if self.df in ("kenward-roger", "satterthwaite") and self.method != "lmm":
+            raise ParameterError(
+                f"cluster trial: df={self.df!r} is defined for the mixed model only; use method='lmm' or "
+                "df='clusters'."
             )
         if data[self.cluster].nunique() < 4:
             raise ParameterError(
@@ -181,6 +206,8 @@ class ClusterTrial:
         )
         if self.period is not None:
             out["p_"] = data[self.period].astype(str).to_numpy()
+            # rank of the period in its natural (numeric or date) order: the lag of the decay model
+            out["k_"] = np.unique(data[self.period].to_numpy(), return_inverse=True)[1].ravel()
         for i, cov in enumerate(self.covariates):
             out[f"x{i}_"] = data[cov].astype(float).to_numpy()
         return out
@@ -199,7 +226,9 @@ class ClusterTrial:
             raise ParameterError("cluster trial: every row has the same treatment value; nothing to compare.")
         dof = float(n_clusters - 2) if self.df == "clusters" else math.inf
         if self.method == "lmm":
-            estimate, se, diag, details = self._lmm(frame)
+            estimate, se, lmm_dof, diag, details = self._lmm(frame)
+            if lmm_dof is not None:
+                dof = lmm_dof
         elif self.method == "gee":
             estimate, se, diag, details = self._gee(frame)
         else:
@@ -246,42 +275,55 @@ class ClusterTrial:
     def _is_stepped(self, frame: pd.DataFrame) -> bool:
         return bool((frame.groupby("c_")["d_"].nunique() > 1).any())
 
-    def _lmm(self, frame: pd.DataFrame) -> tuple[float, float, dict[str, Any], dict[str, pd.DataFrame]]:
-        vc = {"cp": "0 + C(p_)"} if self.cluster_period_effect else None
-        model = smf.mixedlm(self._formula(), frame, groups=frame["c_"], re_formula="1", vc_formula=vc)
-        res = None
-        used = ""
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            # statsmodels' L-BFGS can hit a singular Hessian on the way; the others are slower but sturdier.
-            for optimiser in ("lbfgs", "bfgs", "powell"):
-                try:
-                    candidate = model.fit(reml=True, method=optimiser)
-                except (np.linalg.LinAlgError, ValueError):
-                    continue
-                res, used = candidate, optimiser
-                if candidate.converged:
-                    break
-            if res is None:
-                raise ParameterError("cluster trial: the mixed model could not be fitted with any optimiser; "
-                                     "check for clusters with a single observation or try method='gee'.")
-            estimate, se = float(res.fe_params["d_"]), float(res.bse_fe["d_"])
-        tau2 = float(res.cov_re.iloc[0, 0])
-        sigma2 = float(res.scale)
-        diag: dict[str, Any] = {
-            "cluster_variance": tau2,
-            "residual_variance": sigma2,
-            "icc": tau2 / (tau2 + sigma2) if tau2 + sigma2 > 0 else math.nan,
-            "converged": bool(res.converged),
-            "optimiser": used,
-            "fit_warnings": len([w for w in caught if "converge" in str(w.message).lower()
-                                 or "boundary" in str(w.message).lower()]),
-        }
-        if self.cluster_period_effect:
-            diag["cluster_period_variance"] = float(np.asarray(res.vcomp)[0])
-        details = {"coefficients": _coef_table(res.fe_params, res.cov_params().loc[res.fe_params.index,
-                                                                                    res.fe_params.index])}
-        return estimate, se, diag, details
+    def _lmm(self, frame: pd.DataFrame) -> tuple[float, float, float | None, dict[str, Any], dict[str, pd.DataFrame]]:
+        """REML fit of the chosen correlation structure; small-sample df and variance when asked."""
+        cluster_codes = pd.factorize(frame["c_"], sort=True)[0]
+        periods = frame["k_"].to_numpy() if self.period is not None else np.zeros(len(frame), dtype=int)
+        columns = {"Intercept": np.ones(len(frame)), "treatment": frame["d_"].to_numpy()}
+        if self.period is not None:
+            labels = frame.groupby("k_")["p_"].first()
+            for k in range(1, int(periods.max()) + 1):
+                columns[f"period[{labels.loc[k]}]"] = (periods == k).astype(float)
+        for i, cov in enumerate(self.covariates):
+            columns[cov] = frame[f"x{i}_"].to_numpy()
+        names = list(columns)
+        X = np.column_stack(list(columns.values()))
+        if np.linalg.matrix_rank(X) < X.shape[1]:
+            raise ParameterError("cluster trial: treatment, period effects and covariates are collinear; "
+                                 "check that treatment varies within periods and drop redundant covariates.")
+        data = cluster_lmm.lmm_data(frame["y_"].to_numpy(), X, cluster_codes, periods)
+        try:
+            fit = cluster_lmm.fit_reml(data, self.correlation)
+        except np.linalg.LinAlgError:
+            raise ParameterError("cluster trial: the mixed model could not be fitted (singular covariance); "
+                                 "check for clusters with a single observation or try method='gee'.") from None
+        j = names.index("treatment")
+        estimate = float(fit.beta[j])
+        se = float(math.sqrt(fit.cov[j, j]))
+        dof: float | None = None
+        diag: dict[str, Any] = {"residual_variance": fit.sigma2, "converged": fit.converged,
+                                "reml_loglik": fit.reml_loglik, "model_based_se": se}
+        total = fit.sigma2 + float(fit.g_params[0]) + (float(fit.g_params[1]) if self.correlation ==
+                                                         "nested-exchangeable" else 0.0)
+        if self.correlation == "exchangeable":
+            diag.update(cluster_variance=float(fit.g_params[0]), icc=float(fit.g_params[0]) / total)
+        elif self.correlation == "nested-exchangeable":
+            tau2, gamma2 = (float(v) for v in fit.g_params)
+            diag.update(cluster_variance=tau2, cluster_period_variance=gamma2, icc=(tau2 + gamma2) / total,
+                        cluster_autocorrelation=tau2 / (tau2 + gamma2) if tau2 + gamma2 > 0 else math.nan)
+        else:
+            gamma2, r = (float(v) for v in fit.g_params)
+            diag.update(cluster_period_variance=gamma2, icc=gamma2 / total, decay=r)
+        if self.df in ("kenward-roger", "satterthwaite"):
+            small = (cluster_lmm.kenward_roger(fit, j) if self.df == "kenward-roger"
+                     else cluster_lmm.satterthwaite(fit, j))
+            # the Kenward-Roger F statistic is scale * estimate^2 / variance, so its t has SE sqrt(variance / scale)
+            se = math.sqrt(small.variance / small.scale)
+            dof = small.df
+            diag.update(small_sample_scale=small.scale)
+        cov_table = pd.DataFrame(fit.cov, index=names, columns=names)
+        details = {"coefficients": _coef_table(pd.Series(fit.beta, index=names), cov_table)}
+        return estimate, se, dof, diag, details
 
     def _gee(self, frame: pd.DataFrame) -> tuple[float, float, dict[str, Any], dict[str, pd.DataFrame]]:
         family = sm.families.Binomial() if self.family == "binomial" else sm.families.Gaussian()
@@ -326,9 +368,13 @@ class ClusterTrial:
 
     def _method_text(self) -> str:
         if self.method == "lmm":
-            re = "cluster random intercept" + (" and cluster x period random effect" if self.cluster_period_effect
-                                               else "")
-            return f"linear mixed model (REML), period fixed effects, {re} (Hussey & Hughes 2007)"
+            re = {"exchangeable": "cluster random intercept (Hussey & Hughes 2007)",
+                  "nested-exchangeable": "cluster and cluster x period random effects (Hooper et al. 2016)",
+                  "decay": "cluster x period effects with exponentially decaying correlation (Kasza et al. 2019)",
+                  }[self.correlation]
+            df = {"clusters": "t(clusters - 2)", "kenward-roger": "Kenward-Roger df and variance",
+                  "satterthwaite": "Satterthwaite df", "normal": "normal"}[self.df]
+            return f"linear mixed model (REML), period fixed effects, {re}, {df}"
         if self.method == "gee":
             link = "logit link" if self.family == "binomial" else "identity link"
             corr = {"kauermann-carroll": "Kauermann-Carroll", "mancl-derouen": "Mancl-DeRouen",
@@ -337,12 +383,7 @@ class ClusterTrial:
         return "cluster-level summary analysis"
 
     def _settings(self) -> dict[str, Any]:
-        return {
-            "outcome": self.outcome, "cluster": self.cluster, "treatment": self.treatment, "period": self.period,
-            "method": self.method, "family": self.family, "cluster_period_effect": self.cluster_period_effect,
-            "small_sample": self.small_sample, "df": self.df, "covariates": list(self.covariates),
-            "strata": list(self.strata), "level": self.level,
-        }
+        return constructor_settings(self)
 
 
 def gee_sandwich(result: Any, correction: str) -> np.ndarray:
