@@ -23,6 +23,7 @@ import vl_convert
 from playwright.sync_api import sync_playwright
 
 from knowdo.config import Project
+from knowdo.errors import ParameterError
 from knowdo.report import (
     ReportSection,
     ReportTable,
@@ -352,8 +353,12 @@ def test_small_cells_are_suppressed_in_results_json(report: dict[str, Any]) -> N
         assert row["estimate"] is None and row["conf_low"] is None and row["conf_high"] is None
     numbers = [v for v in walk_values(published) if isinstance(v, float)]
     assert not any(math.isclose(v, SMALL_ESTIMATE, rel_tol=1e-6) for v in numbers)
-    shown = [r for r in rows if r["stratum"] == "female" and r["outcome"] == "effective"]
-    assert shown[0]["suppressed"] is False and shown[0]["numerator"] == 144
+    # With the "all" row published, a shown female count would give the male one away by subtraction, so the
+    # female row is hidden too (complementary suppression) while the all-people row stays in view.
+    female = [r for r in rows if r["stratum"] == "female" and r["outcome"] == "effective"]
+    assert female and all(r["suppressed"] and r["numerator"] is None for r in female)
+    everyone = [r for r in rows if r["stratum"] == "all" and r["outcome"] == "effective" and r["group"] == "all"]
+    assert everyone and all(r["suppressed"] is False and r["numerator"] is not None for r in everyone)
 
 
 def test_accessibility_basics(report: dict[str, Any]) -> None:
@@ -386,7 +391,9 @@ def test_no_truth_box_without_truth(tmp_path: Path) -> None:
 
 
 def test_marker_follows_the_project_threshold(tmp_path: Path) -> None:
-    frame = pd.DataFrame([tidy_row("reach", 3, 40), tidy_row("reach", 6, 60, stratum_dimension="sex", stratum="male")])
+    # Two unrelated series (a male-only row under its all-people total would be hidden with it, as a complement).
+    frame = pd.DataFrame([tidy_row("reach", 3, 40), tidy_row("detected", 6, 60, stratum_dimension="sex",
+                                                             stratum="male")])
     section = ReportSection("Reach", "Who is reached.", tables=[ReportTable(frame, "Reach by sex")])
     files = build_report(make_project(tmp_path, threshold=5), {"reaim": {}}, sections=[section])
     page = PageParser()
@@ -451,9 +458,13 @@ def test_publishable_results_is_idempotent() -> None:
 def test_chart_builders_suppress_before_drawing() -> None:
     frame = cascade_frame()
     overall = frame[frame["group_type"] == "overall"]
+    # Effective coverage by sex has male = 7 under a published total, so female is hidden as its complement:
+    # no stratum is left to draw.
+    with pytest.raises(ParameterError, match="no equity strata"):
+        reach_gaps(overall, outcome="effective")
     builders = [
         cascade_funnel(overall),
-        reach_gaps(overall, outcome="effective"),
+        reach_gaps(overall, outcome="started"),
         monthly_trend(frame),
         group_comparison(frame, group_type="district"),
     ]

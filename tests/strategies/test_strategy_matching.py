@@ -22,10 +22,12 @@ from knowdo.errors import ParameterError
 from knowdo.strategies.assessment import assess_barriers
 from knowdo.strategies.matching import (
     EXPERT_OPINION_NOTE,
+    PUBLISHED_LEVEL_TOTALS,
     match_strategies,
     read_matching_workbook,
     workbook_from_frame,
 )
+from knowdo.strategies.vocabularies import load_vocabulary
 
 BARRIERS = [
     "Structural Characteristics: the organisation's infrastructure gets in the way",
@@ -169,3 +171,21 @@ def test_workbook_errors_say_what_was_found(tmp_path: Path) -> None:
         match_strategies(["Peer Pressure"], workbook=tool, framework="cfir1")
     with pytest.raises(ParameterError, match="level2 < level1"):
         match_strategies(["Cost"], framework="cfir1", level1=20, level2=50)
+
+
+def test_levels_are_checked_against_the_published_table2() -> None:
+    """Waltz et al. 2019, Table 2: Cost has 1 Level 1 and 9 Level 2 strategies; Adaptability 1 and 10.
+
+    The hand-made percentages sit on the thresholds (50 is Level 1, 49.9 and 20 are Level 2, 19.9 is
+    neither), so a reader that used > instead of >= or 50 for 49 would not reproduce Cost's (1, 9).
+    """
+    names = [s.name for s in load_vocabulary().strategies][:12]
+    cost = [50.0, 49.9, 20.0, 25, 30, 35, 40, 45, 21, 22, 19.9, 0]  # 1 Level 1, 9 Level 2
+    adaptability = [60.0, 20.0, 19.9, 0, 0, 0, 0, 0, 0, 0, 0, 0]  # 1 and 1: not the published (1, 10)
+    long = pd.DataFrame([{"barrier": b, "strategy": n, "percent": p}
+                         for b, values in (("Cost", cost), ("Adaptability", adaptability))
+                         for n, p in zip(names, values, strict=True)])
+    check = workbook_from_frame(long).published_check().set_index("barrier")
+    assert check.loc["cost", ["level1", "level2"]].tolist() == [1, 9] and check.loc["cost", "matches"]
+    assert not check.loc["adaptability", "matches"]
+    assert PUBLISHED_LEVEL_TOTALS == (33, 332)  # 33 Level 1 and 332 Level 2 pairs of 2,847 (cfirguide.org summary)

@@ -22,7 +22,8 @@ from typing import Any, Literal
 import altair as alt
 import numpy as np
 import pandas as pd
-from scipy import optimize, sparse
+from scipy import linalg, optimize, sparse
+from scipy.sparse import csgraph
 
 from knowdo.errors import ParameterError
 
@@ -98,6 +99,7 @@ def suppress_table(
 
 TOTAL = "Total"  # label of margin rows and columns in a protected table
 Status = Literal["released", "primary", "complementary"]
+AUDIT_LIMIT = 60  # own setting: about 120 small linear programmes per group keeps a report build in seconds
 _MAX_ROUNDS = 1000  # each round hides at least one more cell, so this bounds any table under 1,000 cells
 
 
@@ -484,3 +486,344 @@ def _fill_margins(
         else:
             values[group.index.to_numpy()] = leaves["_v"].sum()
     return values
+
+
+# =========================================================================== linked tables as one system of cells
+#
+# Published outcome tables are not one two-way grid: the same count appears
+# under several equity dimensions (each summing to the same "all" row), under
+# places (sites and districts summing to the programme) and under several
+# measures. protect_cells works on any such system: a vector of cells and the
+# equations linking them (parent = sum of children + a known offset). The
+# offset absorbs margins that are not exactly additive (a person counted in
+# two strata, an estimated denominator); it is treated as known to the reader,
+# the cautious assumption. ``ties`` hides cells together (the numerator and
+# denominator of one row; the same count shown under two measures), so hiding
+# one copy never leaves another in view.
+
+
+@dataclass(frozen=True)
+class CellProtection:
+    """Which cells of a linked system are hidden, why, and the proof that none can be solved back.
+
+    ``lower``/``upper`` hold, for each hidden cell, the smallest and largest
+    value consistent with everything released (NaN for released cells);
+    ``determined`` flags hidden cells whose range holds at most one whole number.
+    """
+
+    hidden: np.ndarray
+    primary: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    determined: np.ndarray
+    rounds: int
+    unaudited: np.ndarray  # hidden cells in groups too large for the solver: protected by the two-per-line rule only
+
+    @property
+    def ok(self) -> bool:
+        return not bool(self.determined.any())
+
+    @property
+    def complementary(self) -> np.ndarray:
+        return self.hidden & ~self.primary
+
+    def summary(self) -> str:
+        return (f"{int(self.primary.sum())} primary and {int(self.complementary.sum())} complementary suppressions "
+                f"in {len(self.hidden)} linked cells; {int(self.determined.sum())} hidden cell(s) determined by the "
+                f"release ({self.rounds} round(s)).")
+
+
+def _incidence(n: int, equations: Sequence[np.ndarray]) -> sparse.csr_matrix:
+    """Equations x cells, 1 where a cell takes part in an equation (parent or child)."""
+    rows = np.concatenate([np.full(len(e), i) for i, e in enumerate(equations)]) if equations else np.zeros(0, int)
+    cols = np.concatenate(list(equations)) if equations else np.zeros(0, int)
+    return sparse.csr_matrix((np.ones(len(cols)), (rows, cols)), shape=(len(equations), n))
+
+
+def _signed(n: int, equations: Sequence[np.ndarray]) -> sparse.csr_matrix:
+    """Equations x cells, +1 for the parent and -1 for each child."""
+    data, rows, cols = [], [], []
+    for i, cells in enumerate(equations):
+        data += [1.0] + [-1.0] * (len(cells) - 1)
+        rows += [i] * len(cells)
+        cols += list(cells)
+    return sparse.csr_matrix((data, (rows, cols)), shape=(len(equations), n))
+
+
+def equation_offsets(values: np.ndarray, equations: Sequence[np.ndarray]) -> np.ndarray:
+    """For each equation, parent minus the sum of its children (zero where the margin is exactly additive)."""
+    return np.asarray(_signed(len(values), equations) @ np.asarray(values, dtype=float), dtype=float)
+
+
+def _blocks(
+    signed: sparse.csr_matrix, offsets: np.ndarray, shown: np.ndarray, half: float
+) -> list[tuple[np.ndarray, np.ndarray, sparse.csr_matrix, np.ndarray, list[tuple[float, float | None]]]]:
+    """Independent linear systems to solve: (variables, hidden cells to bound, A, b, bounds)."""
+    hidden = ~np.isfinite(shown)
+    if half:
+        # Rounded releases are intervals that other equations narrow further: solve the whole system at once.
+        every = np.arange(len(shown))
+        bounds = [(0.0, None) if hidden[i] else (max(shown[i] - half, 0.0), shown[i] + half) for i in every]
+        return [(every, np.flatnonzero(hidden), signed, offsets, bounds)]
+    hidden_idx = np.flatnonzero(hidden)
+    touching = np.flatnonzero(np.asarray(abs(signed) @ hidden.astype(float)).ravel() > 0)
+    sub = abs(signed[touching][:, hidden_idx])
+    count, labels = csgraph.connected_components((sub.T @ sub).tocsr(), directed=False)
+    known = np.where(hidden, 0.0, shown)
+    out: list[tuple[np.ndarray, np.ndarray, sparse.csr_matrix, np.ndarray, list[tuple[float, float | None]]]] = []
+    for g in range(count):
+        members = hidden_idx[labels == g]
+        eq = touching[np.asarray(sub[:, labels == g].sum(axis=1)).ravel() > 0]
+        block = signed[eq]
+        # Released cells are constants: move them to the right-hand side.
+        free: list[tuple[float, float | None]] = [(0.0, None)] * len(members)
+        out.append((members, members, block[:, members], offsets[eq] - block @ known, free))
+    return out
+
+
+def _one_equation(variables: np.ndarray, a: sparse.csr_matrix, b: float, lower: np.ndarray, upper: np.ndarray) -> None:
+    """Closed-form ranges when the hidden cells meet in one equation: sum of +/-x = b with every x >= 0."""
+    coef = np.asarray(a.todense()).ravel()
+    for i, cell in enumerate(variables):
+        sign = coef[i]
+        rest = np.delete(coef, i) * sign  # the equation scaled so that x_i has coefficient +1
+        rhs = b * sign
+        # x_i = rhs - sum(rest_j x_j): a partner of the same sign can absorb any amount, one of the other sign
+        # can add without limit.
+        lower[cell] = 0.0 if (rest > 0).any() else max(rhs, 0.0)
+        upper[cell] = np.inf if (rest < 0).any() else rhs
+
+
+def cell_bounds(
+    shown: np.ndarray,
+    equations: Sequence[np.ndarray],
+    offsets: np.ndarray,
+    *,
+    rounding: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Smallest and largest value of each hidden (NaN) cell consistent with the released cells and equations.
+
+    Each hidden cell's range comes from two linear programmes over the
+    connected group of hidden cells it belongs to (released cells are
+    constants, or intervals of +/- rounding/2 when figures were rounded;
+    counts are not negative). Released cells get NaN.
+    """
+    shown = np.asarray(shown, dtype=float)
+    n = len(shown)
+    lower = np.full(n, np.nan)
+    upper = np.full(n, np.nan)
+    if np.isfinite(shown).all():
+        return lower, upper
+    signed = _signed(n, equations)
+    for variables, targets, a, b, bounds in _blocks(signed, np.asarray(offsets, dtype=float), shown,
+                                                     (rounding or 0) / 2.0):
+        lower[targets], upper[targets] = _solve_block(variables, targets, a, b, bounds, closed_form=not rounding)
+    return lower, upper
+
+
+def _solve_block(
+    variables: np.ndarray,
+    targets: np.ndarray,
+    a: sparse.csr_matrix,
+    b: np.ndarray,
+    bounds: list[tuple[float, float | None]],
+    *,
+    closed_form: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Min and max of each target cell over {x : a x = b, x within bounds}."""
+    lower = np.full(len(targets), np.nan)
+    upper = np.full(len(targets), np.nan)
+    position = {int(v): i for i, v in enumerate(variables)}
+    if a.shape[0] == 1 and closed_form:
+        low, up = np.full(len(variables), np.nan), np.full(len(variables), np.nan)
+        _one_equation(np.arange(len(variables)), a, float(b[0]), low, up)
+        where = [position[int(t)] for t in targets]
+        return low[where], up[where]
+    for t, cell in enumerate(targets):
+        cost = np.zeros(len(variables))
+        for sign, store in ((1.0, lower), (-1.0, upper)):
+            cost[position[int(cell)]] = sign
+            res = optimize.linprog(cost, A_eq=a, b_eq=b, bounds=bounds, method="highs")
+            if res.status == 3:  # unbounded: no finite upper limit
+                store[t] = np.inf if sign < 0 else -np.inf
+            elif res.status != 0:
+                raise ParameterError(f"cell_bounds: the released figures are inconsistent ({res.message}).")
+            else:
+                store[t] = sign * res.fun
+    return lower, upper
+
+
+def _movable(truth: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """Hidden cells the truth can be moved by a whole count along one null direction of ``a``, staying >= 0.
+
+    A sufficient test of safety that needs no solver: if ``d`` solves
+    ``a @ d = 0`` with ``d_k = 1``, then ``truth + t d`` is consistent with
+    the release for every ``t`` keeping all cells non-negative; a step of 1
+    either way shows the cell holds two possible whole numbers.
+    """
+    if a.shape[0] == 0:
+        return np.ones(len(truth), dtype=bool)
+    null = linalg.null_space(a)
+    out = np.zeros(len(truth), dtype=bool)
+    for d in null.T:
+        steps = np.abs(d) > 1e-9
+        for k in np.flatnonzero(steps & ~out):
+            e = d / d[k]
+            up = np.min(truth[e < -1e-12] / -e[e < -1e-12], initial=np.inf)
+            down = np.min(truth[e > 1e-12] / e[e > 1e-12], initial=np.inf)
+            out[k] = max(up, down) >= 1 - 1e-9
+    return out
+
+
+def _bounds_where_needed(
+    shown: np.ndarray,
+    values: np.ndarray,
+    equations: Sequence[np.ndarray],
+    offsets: np.ndarray,
+    sensitive: np.ndarray,
+    cache: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]],
+    audit_limit: int,
+    unaudited: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Feasible ranges of the hidden sensitive cells: solver only where the null-direction test cannot show safety.
+
+    Cells shown safe get the range [truth - 1, truth + 1] (enough for the
+    whole-number test); other hidden cells get NaN (not checked). Groups of
+    hidden cells already checked in an earlier round come from ``cache``.
+    """
+    n = len(shown)
+    lower = np.full(n, np.nan)
+    upper = np.full(n, np.nan)
+    if np.isfinite(shown).all():
+        return lower, upper
+    signed = _signed(n, equations)
+    for members, _, a, b, _ in _blocks(signed, offsets, shown, 0.0):
+        targets = members[sensitive[members]]
+        if not targets.size:
+            continue
+        key = tuple(int(m) for m in members)
+        if key not in cache:
+            truth = values[members]
+            if len(members) > audit_limit:
+                # Too large to prove cell by cell here: every equation already holds two or more hidden cells.
+                cache[key] = (np.full(len(targets), -np.inf), np.full(len(targets), np.inf))
+                unaudited[targets] = True
+            else:
+                local = np.flatnonzero(sensitive[members])
+                safe = (_movable(truth, a.toarray())[local] if a.shape[0] > 1
+                        else np.zeros(len(targets), dtype=bool))
+                lo, hi = values[targets] - 1.0, values[targets] + 1.0
+                if not safe.all():
+                    found_lo, found_hi = _solve_block(members, targets[~safe], a, b, [(0.0, None)] * len(members))
+                    lo[~safe], hi[~safe] = found_lo, found_hi
+                cache[key] = (lo, hi)
+        lower[targets], upper[targets] = cache[key]
+    return lower, upper
+
+
+def _close_ties(hidden: np.ndarray, ties: np.ndarray | None) -> np.ndarray:
+    if ties is None:
+        return hidden
+    groups = np.zeros(int(ties.max()) + 1 if len(ties) else 0, dtype=bool)
+    groups[ties[hidden]] = True
+    return hidden | groups[ties]
+
+
+def protect_cells(
+    values: np.ndarray,
+    equations: Sequence[np.ndarray],
+    *,
+    primary: np.ndarray,
+    ties: np.ndarray | None = None,
+    fixed: np.ndarray | None = None,
+    rounding: int | None = None,
+    audit_limit: int = AUDIT_LIMIT,
+    sensitive: np.ndarray | None = None,
+) -> CellProtection:
+    """Complementary suppression on a linked system of cells, then the proof that nothing hidden can be solved.
+
+    Parameters
+    ----------
+    values
+        True value of every cell.
+    equations
+        Each an array of cell indices, the margin (parent) first, then its parts.
+    primary
+        Cells hidden by the primary rule (small counts and what goes with them).
+    ties
+        Optional group label per cell: a hidden cell hides its whole group.
+    fixed
+        Cells that are published whatever happens (e.g. a total shown in
+        another table); never chosen for complementary suppression.
+    rounding
+        Base to which released counts are rounded, if any.
+    sensitive
+        Cells that must not be recoverable (default: the primary cells
+        holding a non-zero count). A hidden zero, or a large count hidden
+        only to protect a neighbour, may be pinned down without disclosing
+        anyone.
+    audit_limit
+        Largest group of linked hidden cells proved by linear programming.
+        Larger groups (hundreds of small site-by-stratum cells) keep the
+        rule that every published equation holds none or at least two
+        hidden cells and are listed in ``unaudited``; prove such a table with
+        :func:`audit_recoverability` when it is published whole.
+
+    Examples
+    --------
+    >>> eqs = [np.array([0, 1, 2, 3])]  # total = a + b + c
+    >>> p = protect_cells(np.array([60.0, 3.0, 27.0, 30.0]), eqs, primary=np.array([False, True, False, False]))
+    >>> p.hidden.tolist(), p.ok
+    ([False, True, True, False], True)
+    """
+    values = np.asarray(values, dtype=float)
+    n = len(values)
+    equations = [np.asarray(e, dtype=int) for e in equations]
+    fixed = np.zeros(n, dtype=bool) if fixed is None else np.asarray(fixed, dtype=bool)
+    primary = _close_ties(np.asarray(primary, dtype=bool), ties)
+    # Only a small non-zero count identifies someone; a hidden zero or a large complementary cell may be bounded.
+    sensitive = primary & (values > 0) if sensitive is None else np.asarray(sensitive, dtype=bool)
+    hidden = primary.copy()
+    offsets = equation_offsets(values, equations)
+    incidence = _incidence(n, equations)
+    is_margin = np.zeros(n, dtype=bool)
+    for e in equations:
+        is_margin[e[0]] = True
+    rounds = 0
+    cache: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
+    unaudited = np.zeros(n, dtype=bool)
+    while True:
+        rounds += 1
+        counts = np.asarray(incidence @ hidden.astype(float)).ravel()
+        added = False
+        for i in np.flatnonzero(counts == 1):
+            cells = equations[i]
+            if hidden[cells].sum() != 1:  # an earlier pick in this pass already fixed it
+                continue
+            free = cells[~hidden[cells] & ~fixed[cells]]
+            if free.size:
+                hidden[_pick(free, values, is_margin)] = True
+                hidden = _close_ties(hidden, ties)
+                added = True
+        if added and rounds < _MAX_ROUNDS:
+            continue
+        shown = np.where(hidden, np.nan, np.round(values / rounding) * rounding if rounding else values)
+        if rounding and n <= audit_limit:
+            lower, upper = cell_bounds(shown, equations, offsets, rounding=rounding)
+        else:
+            lower, upper = _bounds_where_needed(shown, values, equations, offsets, sensitive, cache, audit_limit,
+                                                unaudited)
+        determined = hidden & sensitive & _determined(lower, upper)
+        if not determined.any() or rounds >= _MAX_ROUNDS:
+            break
+        for k in np.flatnonzero(determined):
+            near = np.unique(np.concatenate([e for e in equations if k in e]))
+            free = near[~hidden[near] & ~fixed[near]]
+            if free.size:
+                hidden[_pick(free, values, is_margin)] = True
+                added = True
+        hidden = _close_ties(hidden, ties)
+        if not added:
+            break
+    unaudited &= hidden
+    return CellProtection(hidden, primary, lower, upper, determined, rounds, unaudited)

@@ -26,6 +26,7 @@ blanked, the whole row is blanked, its other counts included.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
@@ -35,9 +36,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
+from scipy.sparse import csgraph
 
-from knowdo.equity.disclosure import suppress_table
-from knowdo.outcomes import Unit
+from knowdo.equity.disclosure import protect_cells, suppress_table
+from knowdo.outcomes import OutcomeSet, Unit
 from knowdo.schema import PANEL_COUNT_COLUMNS
 
 # Counts that describe people or contacts and so fall under the disclosure rule.
@@ -150,6 +153,15 @@ def suppress_frame(
         rounding=rounding,
         dependent_columns=list(dependents),
     )
+    primary = after[SUPPRESSED].to_numpy(dtype=bool)
+    if SUPPRESSED in frame.columns:
+        primary = primary | frame[SUPPRESSED].fillna(False).astype(bool).to_numpy()
+    extra = complementary_rows(before, protected, primary, present, threshold=threshold, rounding=rounding) & ~primary
+    if extra.any():
+        for column in [*counts, *dependents]:
+            if column in after.columns:
+                after[column] = after[column].astype(float).where(~extra)
+        after[SUPPRESSED] = after[SUPPRESSED].to_numpy(dtype=bool) | extra
     hidden = after[SUPPRESSED].to_numpy(dtype=bool)
     for column in present:
         keep = protected[column].to_numpy() | hidden
@@ -165,6 +177,222 @@ def suppress_frame(
         if column in after.columns:
             blanked[column] = blanked[column].to_numpy() | (prior & after[column].isna().to_numpy())
     return SuppressedFrame(after, blanked, counts, dependents)
+
+
+# ---------------------------------------------------------------------------- complementary suppression
+# Keys naming what a row measures (a "series"); rows of one series at one place split by equity strata.
+SERIES_KEYS: tuple[str, ...] = ("result", "domain", "outcome", "measure", "label", "period", "indicator")
+ALL = "all"
+# Level of a place row -> level of the row its count adds up to (sites and districts each cover the programme).
+PLACE_PARENTS: dict[str, str] = {"district": "overall", "site": "overall", "district_month": "month",
+                                 "site_month": "month"}
+
+
+@dataclass(frozen=True)
+class CountSystem:
+    """The counts of a tidy table as one linked system of cells, ready for :func:`protect_cells`.
+
+    Cells ``0 .. len(rows) - 1`` are counts shown in the table (row ``rows[k]``,
+    column ``columns[k]``); the others are *implied* margins: totals a reader
+    can get elsewhere (the "all" row of another table, the sum of the sites)
+    that the table itself does not show, taken as the sum of their parts.
+    """
+
+    values: np.ndarray
+    rows: np.ndarray
+    columns: tuple[str, ...]
+    equations: tuple[np.ndarray, ...]
+    ties: np.ndarray
+    implied: np.ndarray
+    hidden: np.ndarray  # cells already blanked (value unknown) or hidden by the primary rule
+
+
+def count_system(
+    frame: pd.DataFrame,
+    protected: pd.DataFrame,
+    hidden_rows: np.ndarray,
+    count_columns: Sequence[str],
+    *,
+    threshold: int,
+) -> CountSystem:
+    """Cells and margin equations of a tidy outcome table (see :func:`complementary_rows`)."""
+    keys = [c for c in SERIES_KEYS if c in frame.columns]
+    has_strata = {"stratum_dimension", "stratum"} <= set(frame.columns)
+    has_places = "group" in frame.columns
+    data = frame.reset_index(drop=True)
+    named = [*keys, "stratum_dimension", "stratum", "group", "group_type"]
+    text = {c: np.asarray(data[c].astype(str).to_numpy(dtype=object)) for c in named if c in data.columns}
+    values: list[float] = []
+    rows: list[int] = []
+    columns: list[str] = []
+    hidden: list[bool] = []
+    cell_of: dict[tuple[int, str], int] = {}
+    series_id = _joined(data, keys)
+    for column in count_columns:
+        numbers = pd.to_numeric(data[column], errors="coerce").to_numpy(dtype=float)
+        mask = protected[column].to_numpy(dtype=bool, copy=True)
+        finite = np.isfinite(numbers)
+        # A series with a fractional figure in this column holds estimates (need from prevalence, score sums),
+        # not counts of people: it is not part of the system.
+        fractional = finite & (np.abs(numbers - np.round(numbers)) > 1e-9)
+        mask &= ~pd.Series(series_id).isin(set(series_id[fractional])).to_numpy()
+        for i in np.flatnonzero(mask & (finite | hidden_rows)).tolist():
+            cell_of[(int(i), column)] = len(values)
+            values.append(float(numbers[i]) if finite[i] else np.nan)
+            rows.append(int(i))
+            columns.append(column)
+            # A count blanked only because its row went (a large denominator) is taken as known to the reader:
+            # it may be shown under another measure. Only small counts and unknown blanks start hidden.
+            hidden.append(not finite[i] or 0 < numbers[i] < threshold)
+    shown_cells = len(values)
+    kinds = tuple(dict.fromkeys(columns))
+    equations: list[np.ndarray] = []
+    implied: list[bool] = [False] * shown_cells
+
+    def series(i: int) -> tuple[str, ...]:
+        return tuple(text[c][i] for c in keys)
+
+    def add_line(parent: int | None, children: list[int], column: str) -> None:
+        kids = [cell_of[(c, column)] for c in children if (c, column) in cell_of]
+        if not kids:
+            return
+        if parent is not None and (parent, column) in cell_of:
+            head = cell_of[(parent, column)]
+        else:
+            # The margin is published elsewhere (another table, or the reader can add the parts): imply it.
+            head = len(values)
+            values.append(float(sum(values[k] for k in kids)))  # NaN when a part is unknown: left out later
+            implied.append(True)
+            hidden.append(False)
+        equations.append(np.array([head, *kids]))
+
+    lines: dict[tuple[Any, ...], tuple[list[int], list[int]]] = {}
+    n = len(data)
+    if has_strata:
+        dims = text["stratum_dimension"]
+        place = [tuple(text[c][i] for c in ("group_type", "group") if c in text) for i in range(n)]
+        for i in range(n):
+            base = (series(i), place[i])
+            if dims[i] == ALL:
+                lines.setdefault(("strata", base, None), ([], []))[0].append(i)
+            else:
+                lines.setdefault(("strata", base, dims[i]), ([], []))[1].append(i)
+        totals = {k[1]: v[0] for k, v in lines.items() if k[2] is None}
+        for key, (_, children) in list(lines.items()):
+            if key[2] is not None:
+                found = totals.get(key[1])
+                parent = found[0] if found else None
+                for column in kinds:
+                    add_line(parent, children, column)
+    if has_places:
+        level = text["group_type"] if "group_type" in text else np.where(text["group"] == ALL, "overall", "place")
+        cut = [tuple(text[c][i] for c in ("stratum_dimension", "stratum") if c in text) for i in range(n)]
+        parents: dict[tuple[Any, ...], int] = {}
+        children_of: dict[tuple[Any, ...], list[int]] = {}
+        for i in range(n):
+            if level[i] in PLACE_PARENTS or level[i] == "place":
+                above = PLACE_PARENTS.get(str(level[i]), "overall")
+                children_of.setdefault((series(i), cut[i], above, level[i]), []).append(i)
+            else:
+                parents.setdefault((series(i), cut[i], level[i]), i)
+        for (ser, where, above, _), children in children_of.items():
+            for column in kinds:
+                add_line(parents.get((ser, where, above)), children, column)
+    ties = _tie_labels(data, rows, columns, values[:shown_cells], len(values))
+    return CountSystem(np.asarray(values, dtype=float), np.asarray(rows, dtype=int), tuple(columns),
+                       tuple(equations), ties, np.asarray(implied, dtype=bool), np.asarray(hidden, dtype=bool))
+
+
+def _joined(data: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
+    """One text key per row from several columns (vectorised; a row-wise join is slow on large frames)."""
+    out = np.full(len(data), "", dtype=object)
+    for column in columns:
+        out = out + "|" + data[column].astype(str).to_numpy(dtype=object)
+    return out
+
+
+def _tie_labels(data: pd.DataFrame, rows: list[int], columns: list[str], values: list[float], total: int) -> np.ndarray:
+    """Cells hidden together: equal non-zero counts at one place and stratum (one count under two measures)."""
+    shown = len(rows)
+    if not shown:
+        return np.arange(total)
+    where = [c for c in ("group_type", "group", "period", "stratum_dimension", "stratum") if c in data.columns]
+    location = _joined(data, where)
+    frame = pd.DataFrame({"cell": np.arange(shown), "row": rows, "value": values,
+                          "where": location[np.asarray(rows, dtype=int)]})
+    # Link every non-zero count to the first cell holding the same count at the same place and stratum.
+    same = frame[np.isfinite(frame["value"]) & (frame["value"] != 0)]
+    first_of_value = same.groupby(["where", "value"])["cell"].transform("first").to_numpy()
+    edges = [(first_of_value, same["cell"].to_numpy())]
+    a = np.concatenate([e[0] for e in edges]).astype(int)
+    b = np.concatenate([e[1] for e in edges]).astype(int)
+    graph = sparse.coo_matrix((np.ones(len(a)), (a, b)), shape=(total, total))
+    return csgraph.connected_components(graph, directed=False)[1]
+
+
+def complementary_rows(
+    frame: pd.DataFrame,
+    protected: pd.DataFrame,
+    hidden_rows: np.ndarray,
+    count_columns: Sequence[str],
+    *,
+    threshold: int,
+    rounding: int | None = None,
+) -> np.ndarray:
+    """Rows to blank besides ``hidden_rows`` so that no blanked count can be worked out from the table.
+
+    The margins a tidy outcome table carries are read from its columns: within
+    one series (outcome, measure, period, ...) at one place, the strata of each
+    equity dimension add up to the ``all`` row; at one stratum, sites and
+    districts each add up to the programme (``group_type``), or, in a table of
+    places without levels, the places add up to their total. A margin the
+    table does not show is implied (it is published in another table or can be
+    added up). :func:`knowdo.equity.disclosure.protect_cells` then hides more
+    rows until every such equation holds no or at least two hidden cells and
+    a linear-programming audit finds no small hidden count pinned to one
+    value. Equal counts at the same place and stratum are hidden together
+    (one count shown under two measures); a row with any hidden count is
+    blanked whole, and its other counts are taken as known to the reader (they
+    may be shown in another row). Monthly, quarterly and yearly rows are
+    protected within their own strata, not against each other: counts of
+    distinct people over months do not add up to the year.
+    """
+    hidden_rows = np.asarray(hidden_rows, dtype=bool)
+    if not count_columns or not ({"stratum_dimension", "stratum"} <= set(frame.columns) or "group" in frame.columns):
+        return hidden_rows.copy()
+    system = count_system(frame, protected, hidden_rows, count_columns, threshold=threshold)
+    if not system.equations:
+        return hidden_rows.copy()
+    # Cells whose value is already unknown (blanked upstream) cannot be checked: their equations are left out.
+    unknown = ~np.isfinite(system.values)
+    equations = [e for e in system.equations if not unknown[e].any()]
+    values = np.where(unknown, 0.0, system.values)
+    sensitive = system.hidden & (values > 0) & (values < threshold)
+    result = protect_cells(values, equations, primary=system.hidden, ties=system.ties, fixed=system.implied,
+                           rounding=rounding, sensitive=sensitive)
+    out = hidden_rows.copy()
+    shown = len(system.rows)
+    out[system.rows[result.hidden[:shown]]] = True
+    return out
+
+
+def protect_outcomes(outcomes: OutcomeSet, *, threshold: int, rounding: int | None = None) -> OutcomeSet:
+    """The outcome results with each whole tidy table suppressed once (primary and complementary).
+
+    Build the report's sections, ``results.json``, charts and web views from
+    this set, not from the raw one: each output then cuts its tables from
+    the same protected table, so no output shows a count another withholds
+    (a cut protected on its own could choose other complements, and the two
+    together would give a hidden cell away). Suppressing the cuts again only
+    hides more.
+    """
+    def protect(result: Any) -> Any:
+        return dataclasses.replace(result, table=suppress_frame(result.to_frame(), threshold=threshold,
+                                                                rounding=rounding).frame)
+
+    return dataclasses.replace(outcomes, cascade=protect(outcomes.cascade), reaim=protect(outcomes.reaim),
+                               proctor=protect(outcomes.proctor), perceptions=protect(outcomes.perceptions),
+                               trends=protect(outcomes.trends))
 
 
 def publishable_results(results: Mapping[str, Any], threshold: int, *, rounding: int | None = None) -> dict[str, Any]:

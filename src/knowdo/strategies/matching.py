@@ -59,6 +59,15 @@ from knowdo.strategies.vocabularies import Framework, load_vocabulary, normalise
 
 LEVEL_1 = 50.0  # % of experts; Level 1 = endorsed by >= 50% (Waltz et al. 2019)
 LEVEL_2 = 20.0  # % of experts; Level 2 = 20-49% (Waltz et al. 2019)
+# Published check figures for a workbook read here (Waltz et al. 2019, Table 2 and text; cfirguide.org): of the
+# 39 x 73 = 2,847 barrier x strategy pairs, 33 were Level 1 and 332 Level 2. Per-barrier (Level 1, Level 2) counts
+# for the first eleven barriers of Table 2; the rest were not available to check against.
+PUBLISHED_LEVEL_TOTALS = (33, 332)
+PUBLISHED_LEVEL_COUNTS: dict[str, tuple[int, int]] = {
+    "intervention_source": (0, 9), "evidence_strength_quality": (0, 10), "relative_advantage": (0, 11),
+    "adaptability": (1, 10), "trialability": (0, 10), "complexity": (0, 15), "design_quality_packaging": (0, 7),
+    "cost": (1, 9), "patient_needs_resources": (3, 5), "cosmopolitanism": (3, 7), "peer_pressure": (0, 8),
+}
 MIN_STRATEGIES = 5  # own convention: a sheet must name at least this many ERIC strategies to count as the matrix
 MIN_BARRIERS = 3  # own convention: ... and at least this many CFIR 1.0 barriers
 EXPERT_OPINION_NOTE = (
@@ -118,6 +127,26 @@ class MatchingWorkbook:
         e = self.endorsements
         out = e.assign(level1=e["percent"] >= level1, level2=(e["percent"] >= level2) & (e["percent"] < level1))
         return out.groupby(["barrier", "barrier_name"], sort=False)[["level1", "level2"]].sum().reset_index()
+
+    def published_check(self) -> pd.DataFrame:
+        """This workbook's Level 1/2 counts beside the paper's (Table 2), per barrier that has published figures.
+
+        A faithful reading of the official workbook gives ``matches`` True on
+        every row (and totals of :data:`PUBLISHED_LEVEL_TOTALS` over all 39
+        barriers); a False row points at a misread sheet or a changed file.
+        """
+        levels = self.level_counts()
+        counts = {str(b): (int(one), int(two)) for b, one, two in
+                  zip(levels["barrier"], levels["level1"], levels["level2"], strict=True)}
+        rows = []
+        for barrier, (one, two) in PUBLISHED_LEVEL_COUNTS.items():
+            if barrier not in counts:
+                continue
+            got1, got2 = counts[barrier]
+            rows.append({"barrier": barrier, "level1": got1, "level2": got2, "published_level1": one,
+                         "published_level2": two, "matches": (got1, got2) == (one, two)})
+        return pd.DataFrame(rows, columns=["barrier", "level1", "level2", "published_level1", "published_level2",
+                                           "matches"])
 
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "sheet": self.sheet, "orientation": self.orientation,

@@ -193,13 +193,38 @@ def interval(row: Mapping[Any, Any], percent: bool) -> str:
     return f" (95% CI {fmt(low)} to {fmt(high)})"
 
 
-def _overall(result: OutcomeResult) -> pd.DataFrame:
-    t = result.to_frame()
+ROW_KEYS = ("domain", "outcome", "measure", "group_type", "group", "stratum_dimension", "stratum", "period")
+
+
+def protected_frame(result: OutcomeResult, project: Project) -> pd.DataFrame:
+    """The result's whole tidy table after primary and complementary suppression, done once.
+
+    Every view cuts its tables, charts and sentences from this frame, so a
+    count hidden to protect a small cell in one view (a stratum, a site) is
+    hidden in every other view too: what one view shows cannot undo what
+    another withholds.
+    """
+    return suppress_frame(result.to_frame(), threshold=project.disclosure_threshold,
+                          rounding=project.disclosure_rounding).frame
+
+
+def protect_like(rows: pd.DataFrame, protected: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` (a result's own cut, e.g. its headlines) with the blanks of the protected whole table."""
+    keys = [k for k in ROW_KEYS if k in rows.columns and k in protected.columns]
+    flags = protected[[*keys, "suppressed"]].drop_duplicates(keys)
+    out = rows.drop(columns=["suppressed"], errors="ignore").merge(flags, on=keys, how="left")
+    hidden = out["suppressed"].fillna(False).astype(bool)
+    for column in ("numerator", "denominator", "n", "count", "estimate", "conf_low", "conf_high", "std_error"):
+        if column in out.columns:
+            out[column] = pd.to_numeric(out[column], errors="coerce").where(~hidden)
+    return out.assign(suppressed=hidden.to_numpy())
+
+
+def _overall(t: pd.DataFrame) -> pd.DataFrame:
     return t[(t["group_type"] == "overall") & (t["stratum_dimension"] == ALL)].reset_index(drop=True)
 
 
-def _by_stratum(result: OutcomeResult, measures: Sequence[tuple[str, str]]) -> pd.DataFrame:
-    t = result.to_frame()
+def _by_stratum(t: pd.DataFrame, measures: Sequence[tuple[str, str]]) -> pd.DataFrame:
     keep = pd.Series(False, index=t.index)
     for outcome, measure in measures:
         keep |= (t["outcome"] == outcome) & (t["measure"] == measure)
@@ -208,7 +233,8 @@ def _by_stratum(result: OutcomeResult, measures: Sequence[tuple[str, str]]) -> p
 
 
 def _columns(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame[[c for c in TABLE_COLUMNS if c in frame.columns]]
+    # The suppressed flag travels with the cut so the table keeps every blank of the protected whole table.
+    return frame[[c for c in (*TABLE_COLUMNS, "suppressed") if c in frame.columns]]
 
 
 def _method_lines(result: OutcomeResult, project: Project) -> tuple[str, ...]:
@@ -252,7 +278,8 @@ def cascade_panel(inputs: AnalysisInputs) -> PanelView | None:
     if inputs.outcomes is None:
         return None
     result, project = inputs.outcomes.cascade, inputs.project
-    overall = _overall(result)
+    t = protected_frame(result, project)
+    overall = _overall(t)
     shown = published(overall, project)
     cumulative = shown[shown["measure"] == "cumulative"].set_index("outcome")
     need = published(overall[(overall["outcome"] == "need") & (overall["measure"] == "count")], project)
@@ -265,12 +292,11 @@ def cascade_panel(inputs: AnalysisInputs) -> PanelView | None:
                 f"detected by screening, {stage('started')} started treatment, {stage('adequate')} received an "
                 f"adequate course and {stage('effective')} got better (effective coverage).")
     headline = overall[overall["measure"].isin(["cumulative", "conditional"])]
-    strata = _by_stratum(result, [("started", "cumulative"), ("effective", "cumulative")])
+    strata = _by_stratum(t, [("started", "cumulative"), ("effective", "cumulative")])
     tables = [table_view(_columns(headline), "Care cascade: all people, whole period", project)]
     if len(strata):
         tables.append(table_view(_columns(strata), "Care cascade by equity stratum (share of people in need)",
                                  project))
-    t = result.to_frame()
     cumulative_rows = t[(t["group_type"] == "overall") & (t["measure"] == "cumulative")]
     chart = _report_chart(report_charts.cascade_funnel, cumulative_rows, project)
     return outcome_view("cascade", result, inputs, sentences=[sentence], tables=tables, chart=chart)
@@ -280,7 +306,8 @@ def reaim_panel(inputs: AnalysisInputs) -> PanelView | None:
     if inputs.outcomes is None:
         return None
     result, project = inputs.outcomes.reaim, inputs.project
-    heads = result.headlines()
+    t = protected_frame(result, project)
+    heads = protect_like(result.headlines(), t)
     shown = published(heads, project)
     sentences = []
     for row in shown.to_dict(orient="records"):
@@ -288,12 +315,11 @@ def reaim_panel(inputs: AnalysisInputs) -> PanelView | None:
         value = share(row.get("estimate")) if percent else number(row.get("estimate"))
         ci = interval(row, percent) if row.get("estimate") is not None and not pd.isna(row.get("estimate")) else ""
         sentences.append(f"{row.get('label', row.get('outcome'))}: {value}{ci}.")
-    strata = _by_stratum(result, [("reach", "proportion")])
-    table = heads[[c for c in ("label", *TABLE_COLUMNS[4:]) if c in heads.columns]]
+    strata = _by_stratum(t, [("reach", "proportion")])
+    table = heads[[c for c in ("label", *TABLE_COLUMNS[4:], "suppressed") if c in heads.columns]]
     tables = [table_view(table, "RE-AIM headline figures: all people, whole period", project)]
     if len(strata):
         tables.append(table_view(_columns(strata), "Reach by equity stratum", project))
-    t = result.to_frame()
     wanted = set(zip(heads["outcome"], heads["measure"], strict=True))
     keys = pd.Series(list(zip(t["outcome"], t["measure"], strict=True)), index=t.index)
     chart = _report_chart(report_charts.reaim_panel, t[(t["group_type"] == "overall") & keys.isin(wanted)], project)
@@ -304,7 +330,7 @@ def proctor_panel(inputs: AnalysisInputs) -> PanelView | None:
     if inputs.outcomes is None:
         return None
     result, project = inputs.outcomes.proctor, inputs.project
-    overall = _overall(result)
+    overall = _overall(protected_frame(result, project))
     sentences = []
     for row in published(overall, project).to_dict(orient="records"):
         percent = 0 <= float(row.get("estimate") or 0) <= 1 and row.get("measure") in {
@@ -320,7 +346,7 @@ def perceptions_panel(inputs: AnalysisInputs) -> PanelView | None:
     if inputs.outcomes is None or inputs.outcomes.perceptions.table.empty:
         return None
     result, project = inputs.outcomes.perceptions, inputs.project
-    overall = _overall(result)
+    overall = _overall(protected_frame(result, project))
     means = published(overall[overall["measure"] == "mean"], project)
     names = {"AIM": "acceptability", "IAM": "appropriateness", "FIM": "feasibility"}
     sentences = [f"Providers' mean {names.get(str(r['outcome']), r['outcome'])} score ({r['outcome']}) was "
