@@ -4,14 +4,17 @@ A simulated staggered panel (units x 20 periods, 4 cohorts + never treated,
 one time-invariant covariate that shifts both the cohort and the trend),
 doubly robust ATT(g,t) against never-treated units, with and without a
 999-draw multiplier bootstrap. All three run in this one process on the same
-data; the script asserts that the ATT(g,t) agree, then prints wall time, peak
-memory (resident-set growth over the run, sampled every 5 ms) and the time
-ratios. BLAS is pinned to one thread (``OPENBLAS_NUM_THREADS=1``, set below
-before numpy loads) for every tool alike: on a shared machine OpenBLAS's
-worker threads thrash and make timings meaningless. It also
-times knowdo alone from 5,000 to 50,000 units.
+data; the script asserts that the ATT(g,t) agree, then prints wall time, CPU
+time of this process (on a shared machine the CPU time is the steadier
+measure: it does not count time spent waiting for a core), peak memory
+(resident-set growth over the run, sampled every 5 ms) and the time ratios.
+Each tool runs ``--repeat`` times and the fastest run is reported. BLAS is
+pinned to one thread (``OPENBLAS_NUM_THREADS=1``, set below before numpy
+loads) for every tool alike: on a shared machine OpenBLAS's worker threads
+thrash and make timings meaningless. It also times knowdo alone from 5,000 to
+50,000 units.
 
-Run: ``python benchmarks/bench_did.py [--units 50000] [--peers-at 5000,50000]``
+Run: ``python benchmarks/bench_did.py [--peers-at 5000,50000] [--growth ...] [--repeat 3]``
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ import argparse
 import gc
 import os
 import platform
+import resource
+import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -92,13 +98,18 @@ class PeakRSS:
         return (self.peak - self.base) / 2**20
 
 
-def measure(fn: Callable[[], Any]) -> tuple[Any, float, float]:
+def measure(fn: Callable[[], Any], repeat: int = 1) -> tuple[Any, float, float, float]:
+    """Result, best wall time, best CPU time and largest peak-RSS growth over ``repeat`` runs."""
     # No tracemalloc: it slows Python-heavy code far more than numpy-heavy code and would skew the ratios.
-    with PeakRSS() as rss:
-        start = time.perf_counter()
-        out = fn()
-        wall = time.perf_counter() - start
-    return out, wall, rss.growth_mb
+    walls, cpus, mems = [], [], []
+    for _ in range(repeat):
+        with PeakRSS() as rss:
+            start, cpu = time.perf_counter(), time.process_time()
+            out = fn()
+            cpus.append(time.process_time() - cpu)
+            walls.append(time.perf_counter() - start)
+        mems.append(rss.growth_mb)
+    return out, min(walls), min(cpus), max(mems)
 
 
 def run_knowdo(df: pd.DataFrame, boot: bool) -> pd.DataFrame:
@@ -149,12 +160,42 @@ def compare(ours: pd.DataFrame, theirs: pd.DataFrame, name: str) -> float:
     return diff
 
 
+TOOLS: dict[str, Callable[[pd.DataFrame, bool], pd.DataFrame]] = {
+    "knowdo": run_knowdo, "csdid": run_csdid, "differences": run_differences,
+}
+
+
+def fresh_peak(tool: str, units: int, boot: bool) -> None:
+    """In a fresh process: peak resident set above the level before the call (no earlier runs to reuse memory)."""
+    df = simulate(units)
+    gc.collect()
+    before = psutil.Process(os.getpid()).memory_info().rss
+    TOOLS[tool](df, boot)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
+    print(f"{units} | {boot} | {tool} | {(peak - before) / 2**20:.0f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--units", type=int, default=50_000)
     parser.add_argument("--peers-at", default="5000,50000")
     parser.add_argument("--growth", default="5000,10000,20000,50000")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--fresh-memory", action="store_true",
+                        help="only measure each tool's peak memory at --units, each run in its own process")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--boot", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one:
+        fresh_peak(args.one, args.units, args.boot)
+        return
+    if args.fresh_memory:
+        print("units | bootstrap | tool | peak RSS above the pre-call level, fresh process (MB)")
+        for tool in TOOLS:
+            for boot in (False, True):
+                command = [sys.executable, __file__, "--one", tool, "--units", str(args.units)]
+                subprocess.run(command + (["--boot"] if boot else []), check=True)
+        return
     with open("/proc/cpuinfo") as info:
         cpu = next((line.split(":")[1].strip() for line in info if line.startswith("model name")), "?")
     print(f"# {platform.python_version()} on {os.cpu_count()} CPU(s): {cpu}")
@@ -162,27 +203,33 @@ def main() -> None:
     import differences
 
     print(f"# peers: csdid {getattr(csdid, '__version__', '0.4.3')}, differences {differences.__version__}")
+    print(f"# load average at start: {os.getloadavg()}")
     run_knowdo(simulate(2_000), True)  # warm up imports and BLAS
 
     print("\n## knowdo time growth (DR with covariate)")
-    print("units | no bootstrap (s) | 999-draw bootstrap (s) | peak RSS growth, boot (MB)")
+    print("units | no bootstrap: wall / CPU (s) | 999-draw bootstrap: wall / CPU (s) | peak RSS growth, boot (MB)")
     for units in (int(u) for u in args.growth.split(",")):
         df = simulate(units)
-        _, t0, _ = measure(lambda df=df: run_knowdo(df, False))
-        _, t1, mem = measure(lambda df=df: run_knowdo(df, True))
-        print(f"{units} | {t0:.3f} | {t1:.3f} | {mem:.0f}")
+        _, t0, c0, _ = measure(lambda df=df: run_knowdo(df, False), args.repeat)
+        _, t1, c1, mem = measure(lambda df=df: run_knowdo(df, True), args.repeat)
+        print(f"{units} | {t0:.3f} / {c0:.3f} | {t1:.3f} / {c1:.3f} | {mem:.0f}", flush=True)
 
     print("\n## against peers (same data, same process)")
-    print("units | bootstrap | tool | wall (s) | peak RSS growth (MB) | max abs ATT(g,t) diff | time ratio")
+    print("units | bootstrap | tool | wall (s) | CPU (s) | peak RSS growth (MB) | max abs ATT(g,t) diff "
+          "| ratio wall | ratio CPU")
     for units in (int(u) for u in args.peers_at.split(",")):
         df = simulate(units)
         for boot in (False, True):
-            ours, t_ours, m_ours = measure(lambda df=df, boot=boot: run_knowdo(df, boot))
-            print(f"{units} | {boot} | knowdo | {t_ours:.3f} | {m_ours:.0f} | - | 1.0", flush=True)
+            ours, t_ours, c_ours, m_ours = measure(lambda df=df, boot=boot: run_knowdo(df, boot), args.repeat)
+            print(f"{units} | {boot} | knowdo | {t_ours:.3f} | {c_ours:.3f} | {m_ours:.0f} | - | 1.0 | 1.0", flush=True)
             for name, fn in (("csdid", run_csdid), ("differences", run_differences)):
-                theirs, t, m = measure(lambda fn=fn, df=df, boot=boot: fn(df, boot))
+                # differences takes minutes at 50,000 units: one run is enough to place it.
+                reps = args.repeat if name == "csdid" else 1
+                theirs, t, c, m = measure(lambda fn=fn, df=df, boot=boot: fn(df, boot), reps)
                 diff = compare(ours, theirs, name)
-                print(f"{units} | {boot} | {name} | {t:.3f} | {m:.0f} | {diff:.1e} | {t / t_ours:.1f}x", flush=True)
+                print(f"{units} | {boot} | {name} | {t:.3f} | {c:.3f} | {m:.0f} | {diff:.1e} | {t / t_ours:.1f}x "
+                      f"| {c / c_ours:.1f}x", flush=True)
+    print(f"# load average at end: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from knowdo.designs.did import CallawaySantAnna, did
+from knowdo.designs.did_inference import InfluenceRows
 from knowdo.errors import ParameterError
 
 COLUMNS = {"outcome": "lemp", "unit": "countyreal", "time": "year", "cohort": "first.treat"}
@@ -203,3 +205,81 @@ def test_effect_contract(mpdta: pd.DataFrame) -> None:
     assert "pretrend_p_value" in eff.diagnostics and "event_pretrend_p_value" in eff.diagnostics
     assert "ATT" in eff.summary()
     eff.plot().to_dict()
+
+
+def test_row_order_does_not_change_the_fit(mpdta: pd.DataFrame) -> None:
+    # Sorted input takes the reshape fast path, shuffled input the general scatter path: same numbers.
+    shuffled = mpdta.sample(frac=1.0, random_state=4)
+    for settings in ({}, {"covariates": ["lpop"], "est_method": "dr"}):
+        a = did(mpdta, **COLUMNS, **settings)
+        b = did(shuffled, **COLUMNS, **settings)
+        np.testing.assert_allclose(a.details["att_gt"]["att"], b.details["att_gt"]["att"], atol=1e-13)
+        np.testing.assert_allclose(a.details["att_gt"]["se"], b.details["att_gt"]["se"], atol=1e-13)
+
+
+def test_cohort_changing_within_unit_is_refused(mpdta: pd.DataFrame) -> None:
+    broken = mpdta.copy()
+    broken.loc[broken.index[1], "first.treat"] = 2006  # county 8001 is never treated in its other rows
+    with pytest.raises(ParameterError, match="changes within unit"):
+        did(broken, **COLUMNS)
+
+
+def test_small_sample_interval_is_welch_for_one_2x2() -> None:
+    # One cohort, two periods: the ATT is a difference in mean changes and the corrected interval must be
+    # Welch's t interval (Welch 1947), computed here independently by scipy.
+    df = toy_panel(seed=3, units=40, periods=2).assign(g=lambda d: np.where(d["g"] > 0, 2, 0))
+    wide = df.pivot(index="id", columns="t", values="y")
+    change = wide[2] - wide[1]
+    treated = (df.groupby("id")["g"].first() == 2).to_numpy()
+    welch = stats.ttest_ind(change[treated], change[~treated], equal_var=False)
+    ci = welch.confidence_interval(0.95)
+    eff = did(df, outcome="y", unit="id", time="t", cohort="g", small_sample="satterthwaite")
+    assert eff.conf_low == pytest.approx(ci.low, rel=1e-10)
+    assert eff.conf_high == pytest.approx(ci.high, rel=1e-10)
+    assert eff.p_value == pytest.approx(welch.pvalue, rel=1e-8)
+    assert eff.diagnostics["small_sample_df"] == pytest.approx(welch.df, rel=1e-10)
+    assert eff.settings["small_sample"] == "satterthwaite" and "t interval" in eff.settings["interval"]
+
+
+def test_small_sample_widens_and_clusters_use_g_minus_1(mpdta: pd.DataFrame) -> None:
+    base = did(mpdta, **COLUMNS)
+    corrected = did(mpdta, **COLUMNS, small_sample="satterthwaite")
+    assert corrected.estimate == base.estimate
+    # HC2 scales the within-cohort part up; the between-cohort part is unchanged, so the SE can only grow.
+    # Cohorts of 20, 40, 131 and 309 counties: HC2 adds at most 20/19 to a variance part, so the SE moves < 3%.
+    assert base.std_error < corrected.std_error < base.std_error * 1.03
+    assert corrected.conf_high - corrected.conf_low > base.conf_high - base.conf_low
+    att = corrected.details["att_gt"]
+    # Satterthwaite df lie between the smallest n_g - 1 (here 2004's 20 counties) and their sum.
+    assert (att["df"] >= 19).all() and (att["df"] <= 496).all()
+    assert (att["se"] >= base.details["att_gt"]["se"]).all()
+    state = mpdta.assign(state=mpdta["countyreal"] // 1000)
+    plain = did(state, **COLUMNS, cluster="state")
+    cr1 = did(state, **COLUMNS, cluster="state", small_sample="satterthwaite")
+    g = state["state"].nunique()
+    assert cr1.std_error == pytest.approx(plain.std_error * np.sqrt(g / (g - 1)), rel=1e-12)
+    assert cr1.diagnostics["small_sample_df"] == g - 1
+    half = (cr1.conf_high - cr1.conf_low) / 2
+    assert half == pytest.approx(stats.t.ppf(0.975, g - 1) * cr1.std_error, rel=1e-12)
+
+
+def test_corrected_bootstrap_matches_corrected_analytic() -> None:
+    df = toy_panel(units=60)
+    settings = {"outcome": "y", "unit": "id", "time": "t", "cohort": "g", "small_sample": "satterthwaite"}
+    analytic = did(df, **settings)
+    boot = CallawaySantAnna(**settings, bootstrap=True, n_boot=4000, seed=2).fit(df).result_
+    assert boot.std_error == pytest.approx(analytic.std_error, rel=0.08)
+    assert boot.diagnostics["small_sample_df"] == analytic.diagnostics["small_sample_df"]
+
+
+def test_influence_blocks_reproduce_the_dense_gram(mpdta: pd.DataFrame) -> None:
+    est = CallawaySantAnna(**COLUMNS, covariates=["lpop"]).fit(mpdta)
+    core = est._core
+    onehot = np.eye(len(core.coding.values))[core.coding.code]
+    dense = np.hstack([core.att.inf, onehot])
+    np.testing.assert_allclose(core.gram, dense.T @ dense, rtol=1e-12, atol=1e-9)
+    state = (mpdta.groupby("countyreal")["countyreal"].first() // 1000).to_numpy()
+    codes = pd.factorize(state, sort=True)[0]
+    rows = InfluenceRows.build(core.att.inf, core.coding.code, len(core.coding.values), codes)
+    sums = pd.DataFrame(dense).groupby(codes).sum().to_numpy()
+    np.testing.assert_allclose(rows.gram(), sums.T @ sums, rtol=1e-12, atol=1e-9)

@@ -8,13 +8,21 @@ truth because starts within 90 days of the screen are right-censored at the
 window's end.
 
 The coverage study (``@pytest.mark.slow``) runs over 200 seeds on a programme
-of 24 districts x 6 clinics; its measured coverage is recorded in
+of 24 districts x 6 clinics and scores two intervals on the same fits: the
+small-sample t interval that ``did_on_panel`` uses and R ``did``'s normal
+interval (``small_sample="none"``). Its measured coverage is recorded in
 docs/studies/did-coverage.md. The default tests use one seed.
+
+Run a slice of the study by hand with ``python tests/designs/test_did_example.py
+FIRST LAST [CACHE_DIR]``: with a cache folder each seed's headline panel and
+truth are stored there on first use and read back afterwards, so the slow
+part (generating and loading the programme) runs once per seed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -50,17 +58,34 @@ def programme_panel(seed: int, **overrides: int) -> tuple[pd.DataFrame, object, 
     return panel[panel["period"] <= pd.Timestamp(cutoff)], programme.truth, cutoff
 
 
-def coverage_row(seed: int, **overrides: int) -> dict[str, float]:
+def study_inputs(seed: int, cache: Path | None = None, **overrides: int) -> tuple[pd.DataFrame, float]:
+    """The headline panel rows and the truth of one study seed (read from / written to ``cache`` if given)."""
+    if cache is not None and (cache / f"seed_{seed}.json").exists():
+        truth_value = json.loads((cache / f"seed_{seed}.json").read_text())["truth"]
+        return pd.read_parquet(cache / f"seed_{seed}.parquet"), float(truth_value)
     panel, truth, cutoff = programme_panel(seed, **overrides)
     headline = panel[panel["dimension"] == "all"]
-    eff = did_on_panel(headline, "started")
-    target = truth.att("started_per_1000", weights="cells", through=cutoff)  # type: ignore[attr-defined]
+    target = float(truth.att("started_per_1000", weights="cells", through=cutoff))  # type: ignore[attr-defined]
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+        headline.to_parquet(cache / f"seed_{seed}.parquet")
+        (cache / f"seed_{seed}.json").write_text(json.dumps({"seed": seed, "truth": target}))
+    return headline, target
+
+
+def coverage_row(seed: int, cache: Path | None = None, **overrides: int) -> dict[str, float]:
+    headline, target = study_inputs(seed, cache, **overrides)
+    eff = did_on_panel(headline, "started")  # small-sample t interval (the did_on_panel default)
+    normal = did_on_panel(headline, "started", small_sample="none")  # R did's interval
     return {
         "seed": seed,
         "estimate": eff.estimate,
-        "std_error": eff.std_error,
         "truth": target,
+        "std_error": eff.std_error,
+        "df": eff.diagnostics["small_sample_df"],
         "covered": float(eff.conf_low <= target <= eff.conf_high),
+        "std_error_normal": normal.std_error,
+        "covered_normal": float(normal.conf_low <= target <= normal.conf_high),
     }
 
 
@@ -95,22 +120,47 @@ def test_bootstrap_on_panel_is_reproducible(example: tuple[pd.DataFrame, object,
     assert a.path is not None and np.isfinite(a.path["band_low"]).any()
 
 
+def summarise(rows: pd.DataFrame) -> dict[str, float]:
+    """The study's figures: coverage of both intervals, bias, SE calibration, degrees of freedom."""
+    error = rows["estimate"] - rows["truth"]
+    n = len(rows)
+    return {
+        "seeds": n,
+        "coverage_t": rows["covered"].mean(),
+        "coverage_normal": rows["covered_normal"].mean(),
+        "mean_error": error.mean(),
+        "mean_error_se": error.std() / np.sqrt(n),
+        "sd_error": error.std(),
+        "rms_se_t": float(np.sqrt((rows["std_error"] ** 2).mean())),
+        "rms_se_normal": float(np.sqrt((rows["std_error_normal"] ** 2).mean())),
+        "df_median": rows["df"].median(),
+        "df_min": rows["df"].min(),
+        "df_max": rows["df"].max(),
+    }
+
+
 @pytest.mark.slow
 def test_coverage_over_200_seeds() -> None:
     rows = pd.DataFrame([coverage_row(seed, **STUDY) for seed in SEEDS])
-    coverage = rows["covered"].mean()
-    error = rows["estimate"] - rows["truth"]
-    print(f"coverage {coverage:.3f} over {len(rows)} seeds; mean error {error.mean():.4f}")
+    figures = summarise(rows)
+    print(figures)
     # No bias: the mean error is within 3 of its standard errors.
-    assert abs(error.mean()) < 3 * error.std() / np.sqrt(len(rows))
-    # The analytic SE is right on average (RMS SE within 15% of the error's SD) ...
-    assert np.sqrt((rows["std_error"] ** 2).mean()) == pytest.approx(error.std(), rel=0.15)
-    # ... but noisy with ~12 clinics per cohort: measured coverage 0.905 (docs/studies/did-coverage.md),
-    # below the issue's 0.93-0.97 target. This bound guards against regressions, not the target.
-    assert coverage >= 0.88
+    assert abs(figures["mean_error"]) < 3 * figures["mean_error_se"]
+    # The corrected SE is right on average (RMS SE within 15% of the error's SD).
+    assert figures["rms_se_t"] == pytest.approx(figures["sd_error"], rel=0.15)
+    # R did's normal interval never covers more often than the wider t interval on the same fits.
+    assert figures["coverage_normal"] <= figures["coverage_t"]
+    # Measured 0.920 for the t interval (0.905 normal), below the issue's 0.93-0.97 target: the misses are
+    # one-sided (the SE is small when the estimate overshoots), which a df correction cannot fix; see
+    # docs/studies/did-coverage.md. This bound guards against regressions, not the target.
+    assert figures["coverage_t"] >= 0.90
 
 
-if __name__ == "__main__":  # run a slice of the study: python test_did_example.py FIRST LAST
+if __name__ == "__main__":  # python tests/designs/test_did_example.py FIRST LAST [CACHE_DIR]
     first, last = int(sys.argv[1]), int(sys.argv[2])
+    cache_dir = Path(sys.argv[3]) if len(sys.argv) > 3 else None
+    study_rows = []
     for s in range(first, last):
-        print(coverage_row(s, **STUDY), flush=True)
+        study_rows.append(coverage_row(s, cache_dir, **STUDY))
+        print(json.dumps(study_rows[-1]), flush=True)
+    print(json.dumps({k: float(v) for k, v in summarise(pd.DataFrame(study_rows)).items()}))

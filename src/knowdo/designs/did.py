@@ -18,6 +18,17 @@ representation that lets one set of bootstrap draws serve every aggregation.
 The numbers reproduce R ``did`` 2.x to machine precision (tests against the
 reference output for ``mpdta``).
 
+Intervals: by default the normal interval on the influence-function variance,
+as R ``did`` reports it. With few units per cohort that interval under-covers,
+so ``small_sample="satterthwaite"`` offers the published small-sample fix for
+robust variances of this kind: the HC2 / bias-reduced-linearisation variance
+(Bell & McCaffrey 2002) with t critical values on Welch-Satterthwaite degrees
+of freedom (Imbens & Kolesar 2016), or CR1 with ``G - 1`` degrees of freedom
+when clustered (Cameron & Miller 2015); details in
+:mod:`knowdo.designs.did_inference`. :func:`did_on_panel`, the path the
+example programme and the report use, applies it by default and says so in the
+Effect's ``settings["interval"]`` and ``diagnostics["small_sample_df"]``.
+
 Examples
 --------
 >>> import numpy as np, pandas as pd
@@ -82,9 +93,10 @@ from knowdo.designs.did_data import (
     last_cohort_as_comparison,
 )
 from knowdo.designs.did_inference import (
+    SMALL_SAMPLE,
     Bootstrap,
-    cluster_sums,
-    rademacher_draws,
+    InfluenceRows,
+    SmallSample,
     summarise_draws,
 )
 from knowdo.designs.effect import Effect
@@ -99,6 +111,11 @@ METHOD_NAMES = {
     "reg": "outcome regression",
     "ipw": "standardised inverse probability weighting",
 }
+INTERVALS: dict[SmallSample, str] = {
+    "none": "normal (Wald) interval, plug-in influence-function variance (R did)",
+    "satterthwaite": "small-sample t interval: HC2 cohort-scaled variance, Welch-Satterthwaite df "
+    "(Bell & McCaffrey 2002; Imbens & Kolesar 2016); CR1 with G-1 df when clustered (Cameron & Miller 2015)",
+}
 KEY_COLUMN = {"simple": "term", "group": "group", "calendar": "time", "dynamic": "event_time"}
 
 
@@ -109,7 +126,8 @@ class _Core:
     panel: WidePanel
     att: AttGt
     coding: CohortCoding
-    gram: np.ndarray  # S'S of the cluster sums S of [psi | cohort indicators]: every analytic covariance
+    rows: InfluenceRows  # (cluster sums of) [psi | cohort indicators], in column blocks
+    gram: np.ndarray  # S'S of those rows: every analytic covariance
     draws: np.ndarray | None  # n_boot x (cells + cohorts): U @ [S_psi | S_cohort] / n
 
 
@@ -117,7 +135,15 @@ class _Core:
 class _Inference:
     estimate: np.ndarray
     se: np.ndarray
-    crit: float
+    crit: float  # uniform-band critical value (NaN without bootstrap)
+    df: np.ndarray  # degrees of freedom of the pointwise t interval (inf: normal)
+
+    def point_crit(self, level: float) -> np.ndarray:
+        return np.asarray(stats.t.ppf(0.5 + level / 2, self.df))
+
+    def p_value(self) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.asarray(2 * stats.t.sf(np.abs(self.estimate / self.se), self.df))
 
 
 class CallawaySantAnna:
@@ -148,6 +174,11 @@ class CallawaySantAnna:
         Confidence level.
     uniform_bands
         Add simultaneous bands (``band_low``/``band_high``) when bootstrapping.
+    small_sample
+        ``"none"`` (default): R ``did``'s normal interval on the plug-in
+        influence-function variance. ``"satterthwaite"``: HC2 cohort-scaled
+        variance and t critical values with Welch-Satterthwaite degrees of
+        freedom (``G - 1`` when clustered); see :mod:`knowdo.designs.did_inference`.
     unbalanced
         ``"error"`` refuses a panel with missing unit-periods; ``"drop"`` drops those units.
     """
@@ -171,6 +202,7 @@ class CallawaySantAnna:
         level: float = 0.95,
         uniform_bands: bool = True,
         unbalanced: Unbalanced = "error",
+        small_sample: SmallSample = "none",
     ) -> None:
         self.outcome = outcome
         self.unit = unit
@@ -188,6 +220,7 @@ class CallawaySantAnna:
         self.level = level
         self.uniform_bands = uniform_bands
         self.unbalanced = unbalanced
+        self.small_sample = small_sample
 
     # ------------------------------------------------------------------ settings
     def get_params(self) -> dict[str, Any]:
@@ -198,6 +231,7 @@ class CallawaySantAnna:
         check_option("est_method", self.est_method, EST_METHODS)
         check_option("base_period", self.base_period, BASE_PERIODS)
         check_option("unbalanced", self.unbalanced, UNBALANCED)
+        check_option("small_sample", self.small_sample, SMALL_SAMPLE)
         check_level(self.level, DESIGN)
         if isinstance(self.covariates, str):
             raise ParameterError(
@@ -289,14 +323,12 @@ class CallawaySantAnna:
             reasons = sorted({n for n in att.note if n})
             raise ParameterError(f"{DESIGN}: no ATT(g,t) could be estimated ({'; '.join(reasons)}).")
         coding = CohortCoding.from_cohorts(panel.cohort)
-        onehot = np.zeros((panel.n_units, len(coding.values)))
-        onehot[np.arange(panel.n_units), coding.code] = 1.0
-        rows = cluster_sums(np.hstack([att.inf, onehot]), panel.cluster)
-        gram = rows.T @ rows
+        rows = InfluenceRows.build(att.inf, coding.code, len(coding.values), panel.cluster)
         draws = None
         if self.bootstrap:
-            draws = rademacher_draws(rows, panel.n_units, int(self.n_boot), np.random.default_rng(seed))
-        return _Core(panel=panel, att=att, coding=coding, gram=gram, draws=draws)
+            rng = np.random.default_rng(seed)
+            draws = rows.rademacher(int(self.n_boot), rng, corrected=self.small_sample != "none")
+        return _Core(panel=panel, att=att, coding=coding, rows=rows, gram=rows.gram(), draws=draws)
 
     # ------------------------------------------------------------------ inference
     @staticmethod
@@ -306,47 +338,48 @@ class CallawaySantAnna:
         return np.asarray(a.T @ core.gram @ a) / core.panel.n_units**2
 
     def _infer(self, core: _Core, lin: Linear, family: bool) -> _Inference:
-        if core.draws is None:
+        if self.small_sample == "none":
             var = np.diag(self._vcov(core, lin))
+            df = np.full(len(var), np.inf)
+        else:
+            var, df = core.rows.small_sample(np.vstack([lin.w, lin.h]))
+        if core.draws is None:
             # A parameter with an exactly zero influence function (a reference cell) has no SE.
             se = np.where(var > 0, np.sqrt(np.clip(var, 0, None)), np.nan)
-            return _Inference(lin.estimate, se, math.nan)
+            return _Inference(lin.estimate, se, math.nan, df)
         m = len(core.att.att)
         draws = core.draws[:, :m] @ lin.w + core.draws[:, m:] @ lin.h
         cols = np.arange(draws.shape[1])
         boot: Bootstrap = summarise_draws(draws, {"all": cols} if family else {}, self.level)
         crit = boot.crit.get("all", math.nan) if self.uniform_bands else math.nan
-        return _Inference(lin.estimate, boot.se, crit)
+        return _Inference(lin.estimate, boot.se, crit, df)
 
-    def _table(self, keys: np.ndarray, key_name: str, inf: _Inference) -> pd.DataFrame:
-        z = float(stats.norm.ppf(0.5 + self.level / 2))
+    def _columns(self, inf: _Inference, bands: bool = True) -> dict[str, np.ndarray]:
+        """Estimate, SE, pointwise interval, uniform band and p-value columns (built once, as arrays)."""
+        z = inf.point_crit(self.level)
         est, se = inf.estimate, inf.se
-        with np.errstate(invalid="ignore", divide="ignore"):
-            p = 2 * stats.norm.sf(np.abs(est / se))
-        return pd.DataFrame(
-            {
-                key_name: keys,
-                "estimate": est,
-                "std_error": se,
-                "conf_low": est - z * se,
-                "conf_high": est + z * se,
-                "band_low": est - inf.crit * se,
-                "band_high": est + inf.crit * se,
-                "p_value": p,
-            }
-        )
+        cols = {"estimate": est, "std_error": se, "conf_low": est - z * se, "conf_high": est + z * se}
+        if bands:
+            cols.update(band_low=est - inf.crit * se, band_high=est + inf.crit * se)
+        cols["p_value"] = inf.p_value()
+        if self.small_sample != "none":
+            cols["df"] = inf.df
+        return cols
 
     def _aggregation_table(self, core: _Core, agg: Aggregation) -> tuple[pd.DataFrame, _Inference]:
         overall = self._infer(core, agg.overall, family=False)
-        overall_row = self._table(np.array(["overall"], dtype=object), "term", overall)
         if agg.kind == "simple":
-            return overall_row.drop(columns=["band_low", "band_high"]), overall
+            return pd.DataFrame({"term": ["overall"], **self._columns(overall, bands=False)}), overall
         comp = self._infer(core, agg.components, family=True)
         key = KEY_COLUMN[agg.kind]
-        rows = self._table(agg.components.keys, key, comp)
-        rows.insert(0, "term", [f"{key}={k:g}" for k in agg.components.keys])
-        overall_row.insert(1, key, np.nan)
-        return pd.concat([overall_row, rows], ignore_index=True), overall
+        keys = agg.components.keys
+        first, rest = self._columns(overall), self._columns(comp)
+        columns: dict[str, Any] = {
+            "term": ["overall", *(f"{key}={k:g}" for k in keys)],
+            key: np.r_[np.nan, keys],
+            **{name: np.r_[first[name], rest[name]] for name in first},
+        }
+        return pd.DataFrame(columns), overall
 
     def _att_gt_table(self, core: _Core) -> tuple[pd.DataFrame, float]:
         att = core.att
@@ -360,17 +393,24 @@ class CallawaySantAnna:
         inf = self._infer(core, lin, family=True)
         if core.draws is not None:
             # The uniform band covers the cells that were estimated (reference cells have no SE).
-            inf = _Inference(inf.estimate, np.where(att.valid, inf.se, np.nan), inf.crit)
-        table = self._table(np.arange(len(att.att)), "cell", inf).drop(columns=["cell"])
-        table.insert(0, "group", plan.group)
-        table.insert(1, "time", plan.time)
-        table.insert(2, "base_period", plan.base)
-        table.insert(3, "event_time", plan.time - plan.group)
-        table.insert(4, "post", plan.post)
-        table = table.rename(columns={"estimate": "att", "std_error": "se"})
-        table["n_treated"] = att.n_treated
-        table["n_control"] = att.n_control
-        table["note"] = list(att.note)
+            inf = _Inference(inf.estimate, np.where(att.valid, inf.se, np.nan), inf.crit, inf.df)
+        stats_cols = self._columns(inf)
+        stats_cols["att"] = stats_cols.pop("estimate")
+        stats_cols["se"] = stats_cols.pop("std_error")
+        order = ["att", "se", *(c for c in stats_cols if c not in ("att", "se"))]
+        table = pd.DataFrame(
+            {
+                "group": plan.group,
+                "time": plan.time,
+                "base_period": plan.base,
+                "event_time": plan.time - plan.group,
+                "post": plan.post,
+                **{c: stats_cols[c] for c in order},
+                "n_treated": att.n_treated,
+                "n_control": att.n_control,
+                "note": list(att.note),
+            }
+        )
         return table, inf.crit
 
     def _pretrend(self, core: _Core) -> PretrendTest:
@@ -391,6 +431,7 @@ class CallawaySantAnna:
     def _settings(self) -> dict[str, Any]:
         params = self.get_params()
         params["bootstrap_weights"] = "rademacher" if self.bootstrap else None
+        params["interval"] = INTERVALS[self.small_sample]
         return params
 
     def _method(self) -> str:
@@ -403,7 +444,7 @@ class CallawaySantAnna:
         clustered = f", clustered by {self.cluster}" if self.cluster and self.cluster != self.unit else ""
         return (
             f"Callaway & Sant'Anna (2021) ATT(g,t), {METHOD_NAMES[self.est_method]}, {comparison} comparison, "
-            f"{self.base_period} base period; {inference}{clustered}"
+            f"{self.base_period} base period; {inference}{clustered}; {INTERVALS[self.small_sample]}"
         )
 
     def _assumptions(self) -> tuple[str, ...]:
@@ -456,9 +497,11 @@ class CallawaySantAnna:
         strata: pd.DataFrame | None,
         diagnostics: dict[str, Any],
     ) -> Effect:
-        z = float(stats.norm.ppf(0.5 + self.level / 2))
+        z = float(overall.point_crit(self.level)[0])
         est, se = float(overall.estimate[0]), float(overall.se[0])
-        p = float(2 * stats.norm.sf(abs(est / se))) if se > 0 else math.nan
+        p = float(overall.p_value()[0]) if se > 0 else math.nan
+        if self.small_sample != "none":
+            diagnostics = {**diagnostics, "small_sample_df": float(overall.df[0]), "t_critical_value": z}
         estimand = {
             "simple": "ATT: average effect on treated units over their treated periods "
             "(ATT(g,t) for t >= g, weighted by cohort size)",
@@ -596,7 +639,9 @@ def did_on_panel(
     ``dimension == 'all'`` give the headline; every other
     ``(dimension, stratum)`` gives one row of ``Effect.strata``. Sites with a
     missing or zero denominator in some month are dropped from that estimate
-    (``unbalanced='drop'`` unless set). Other settings go to :class:`CallawaySantAnna`.
+    (``unbalanced='drop'`` unless set). The interval is the small-sample t
+    interval (``small_sample='satterthwaite'`` unless set; ``'none'`` gives R
+    ``did``'s normal interval). Other settings go to :class:`CallawaySantAnna`.
 
     Examples
     --------
@@ -629,6 +674,9 @@ def did_on_panel(
         **{_MONTH: month - origin, _COHORT: np.nan_to_num(start - origin, nan=0.0), _RATE: rate}
     )
     settings.setdefault("unbalanced", "drop")
+    # Programme panels have few sites per rollout cohort; R did's normal interval under-covers there
+    # (docs/studies/did-coverage.md), so the example-programme path uses the small-sample t interval.
+    settings.setdefault("small_sample", "satterthwaite")
     effect = did(work, outcome=_RATE, unit=unit, time=_MONTH, cohort=_COHORT, **settings)
     per_text = f"{per:,.0f}" if float(per).is_integer() else f"{per:g}"
     settings_out = {

@@ -13,8 +13,12 @@ multiplier bootstrap and every aggregation.
 
 Without covariates the three estimators coincide and every cell is a pair of
 group means, so all cells are computed at once as column operations on
-``n x cells`` arrays; with covariates each cell runs its regression and logit
-in numpy.
+``n x cells`` arrays. With covariates, the cells that share a treated cohort,
+a comparison set and the covariates' period share one logit and one
+comparison-group regression design, so they are estimated together: the outcome
+changes of all those cells form one matrix and each estimator is a handful of
+matrix products (one batch per cohort with never-treated comparisons and
+time-invariant covariates).
 """
 
 from __future__ import annotations
@@ -102,16 +106,23 @@ def plan_cells(times: np.ndarray, groups: np.ndarray, anticipation: int, base_pe
     )
 
 
+def _in_control(
+    cohort: np.ndarray, group: np.ndarray, later: np.ndarray, control_group: ControlGroup, anticipation: int
+) -> np.ndarray:
+    """Whether units of ``cohort`` compare with cells of ``group`` whose later period is ``later`` (broadcasts)."""
+    never = ~np.isfinite(cohort)
+    if control_group == "nevertreated":
+        return np.broadcast_to(never, np.broadcast_shapes(cohort.shape, group.shape))
+    return never | ((cohort > later + anticipation) & (cohort != group))
+
+
 def control_mask(
     panel: WidePanel, plan: CellPlan, control_group: ControlGroup, anticipation: int
 ) -> np.ndarray:
     """``n x cells`` boolean: unit is in the comparison group of the cell."""
-    never = ~np.isfinite(panel.cohort)
-    if control_group == "nevertreated":
-        return np.repeat(never[:, None], len(plan.group), axis=1)
     later = np.maximum(plan.time, plan.base)
-    g = panel.cohort[:, None]
-    return never[:, None] | ((g > later[None, :] + anticipation) & (g != plan.group[None, :]))
+    mask = _in_control(panel.cohort[:, None], plan.group[None, :], later[None, :], control_group, anticipation)
+    return np.array(mask)
 
 
 def estimate_att_gt(
@@ -124,11 +135,11 @@ def estimate_att_gt(
 ) -> AttGt:
     """Every ATT(g,t) of the panel with its influence function."""
     plan = plan_cells(panel.times, panel.groups, anticipation, base_period)
-    treated = panel.cohort[:, None] == plan.group[None, :]
-    control = control_mask(panel, plan, control_group, anticipation)
     if panel.x.shape[2] == 0:
+        treated = panel.cohort[:, None] == plan.group[None, :]
+        control = control_mask(panel, plan, control_group, anticipation)
         return _means_att_gt(panel, plan, treated, control)
-    return _covariate_att_gt(panel, plan, treated, control, est_method)
+    return _covariate_att_gt(panel, plan, control_group, anticipation, est_method)
 
 
 def _empty_note(n_treated: int, n_control: int) -> str:
@@ -161,50 +172,54 @@ def _means_att_gt(panel: WidePanel, plan: CellPlan, treated: np.ndarray, control
 
 
 def _covariate_att_gt(
-    panel: WidePanel, plan: CellPlan, treated: np.ndarray, control: np.ndarray, est_method: EstMethod
+    panel: WidePanel, plan: CellPlan, control_group: ControlGroup, anticipation: int, est_method: EstMethod
 ) -> AttGt:
     n = panel.n_units
     m = len(plan.group)
     att = np.full(m, np.nan)
-    # Column-major so that writing one cell's influence function is a contiguous write.
-    inf = np.zeros((n, m), order="F")
-    notes: list[str] = []
-    n_t = treated.sum(axis=0)
-    n_c = control.sum(axis=0)
+    # Row-major: the inference code gathers the rows of each cohort's units.
+    inf = np.zeros((n, m))
+    notes = [""] * m
+    # Group sizes per cell from the cohort counts (no n x cells masks).
+    values, counts = np.unique(panel.cohort, return_counts=True)
+    later = np.maximum(plan.time, plan.base)
+    n_t = (values[:, None] == plan.group[None, :]).T @ counts
+    n_c = _in_control(values[:, None], plan.group[None, :], later[None, :], control_group, anticipation).T @ counts
+    # The comparison set depends on the cell only through its group and, for not-yet-treated, the later period.
+    control_key = later if control_group == "notyettreated" else np.zeros(m)
     # With time-invariant covariates, cells sharing the treated cohort and comparison set share the
-    # propensity-score fit and the comparison units' X'X, so those are computed once per distinct cell.
+    # propensity-score fit and the comparison units' X'X; those cells are also estimated together,
+    # as columns of one outcome-change matrix, so the work is one set of matrix products per fit.
     invariant = bool(np.all(panel.x == panel.x[:, :1, :]))
-    cache: dict[tuple[float, int, bytes], _Shared] = {}
+    batches: dict[tuple[float, int, float], list[int]] = {}
     for k in range(m):
         if plan.reference[k]:
             att[k] = 0.0
-            notes.append("")
             continue
         note = _empty_note(int(n_t[k]), int(n_c[k]))
         if note:
-            notes.append(note)
+            notes[k] = note
             continue
-        t_c, t_b = plan.t_idx[k], plan.b_idx[k]
         # R did takes covariates from the earlier of the two periods of the 2x2.
-        x_period = 0 if invariant else int(min(t_c, t_b))
-        key = (float(plan.group[k]), x_period, np.packbits(control[:, k]).tobytes())
-        shared = cache.get(key)
-        if shared is None:
-            shared = _Shared.build(panel, treated[:, k] | control[:, k], treated[:, k], x_period, est_method)
-            cache[key] = shared
+        x_period = 0 if invariant else int(min(plan.t_idx[k], plan.b_idx[k]))
+        key = (float(plan.group[k]), x_period, float(control_key[k]))
+        batches.setdefault(key, []).append(k)
+    for (_, x_period, _), cells in batches.items():
+        first = cells[0]
+        treated = panel.cohort == plan.group[first]
+        control = _in_control(panel.cohort, plan.group[first], later[first], control_group, anticipation)
+        shared = _Shared.build(panel, treated | control, treated, x_period, est_method)
         if shared.problem:
-            notes.append(shared.problem)
+            for k in cells:
+                notes[k] = shared.problem
             continue
+        ks = np.asarray(cells)
         rows = shared.rows
-        dy = panel.y[rows, t_c] - panel.y[rows, t_b]
-        try:
-            est, psi = TWO_BY_TWO[est_method](dy, shared)
-        except _CellProblem as problem:
-            notes.append(str(problem))
-            continue
-        att[k] = est
-        inf[rows, k] = psi * (n / len(rows))
-        notes.append("")
+        y_rows = panel.y[rows]
+        dy = y_rows[:, plan.t_idx[ks]] - y_rows[:, plan.b_idx[ks]]
+        est, psi = TWO_BY_TWO[est_method](dy, shared)
+        att[ks] = est
+        inf[np.ix_(rows, ks)] = psi * (n / len(rows))
     return AttGt(plan=plan, att=att, inf=inf, n_treated=n_t, n_control=n_c, note=tuple(notes))
 
 
@@ -241,6 +256,7 @@ class _Shared:
 
     ``ps``/``lin_ps`` (propensity score, trimming and its influence rows) for
     ``dr``/``ipw``; ``xtx_inv`` (inverse of the comparison units' X'X / n) for ``dr``/``reg``.
+    ``rows`` lists the treated units first.
     """
 
     rows: np.ndarray
@@ -256,7 +272,8 @@ class _Shared:
     def build(
         cls, panel: WidePanel, in_cell: np.ndarray, treated: np.ndarray, x_period: int, est_method: EstMethod
     ) -> _Shared:
-        rows = np.flatnonzero(in_cell)
+        # Treated units first, so the treated and comparison parts of a cell are slices.
+        rows = np.r_[np.flatnonzero(in_cell & treated), np.flatnonzero(in_cell & ~treated)]
         d = treated[rows].astype(float)
         xmat = np.column_stack([np.ones(len(rows)), panel.x[rows, x_period, :]])
         try:
@@ -280,58 +297,84 @@ class _Shared:
         return cls(rows=rows, d=d, xmat=xmat, ps=ps, keep=keep, lin_ps=lin_ps, xtx_inv=xtx_inv)
 
 
-def _control_ols(dy: np.ndarray, s: _Shared) -> tuple[np.ndarray, np.ndarray]:
-    """OLS of the change on covariates among comparison units: fitted change and the OLS influence rows."""
+# The 2x2 estimators below take the outcome changes of several cells at once (``dy`` is rows x cells,
+# one column per cell sharing the same fit) and return one estimate and one influence column per cell.
+
+
+def _control_ols(dy: np.ndarray, s: _Shared) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """OLS of each change column on covariates among comparison units.
+
+    Returns the fitted changes, the masked OLS residuals ``r`` and ``q = X (X'X/n)^-1``: the
+    OLS influence rows of cell ``k`` are ``r[:, k, None] * q``, so their product with a vector
+    ``v`` is ``r[:, k] * (q @ v)``.
+    """
     assert s.xtx_inv is not None
     n1 = len(s.d)
-    resid_w = (1 - s.d) * dy
-    beta = s.xtx_inv @ (s.xmat.T @ resid_w) / n1
+    control = (1 - s.d)[:, None]
+    beta = s.xtx_inv @ (s.xmat.T @ (control * dy)) / n1
     fitted = s.xmat @ beta
-    resid = (1 - s.d) * (dy - fitted)
-    return fitted, (resid[:, None] * s.xmat) @ s.xtx_inv
+    return fitted, control * (dy - fitted), s.xmat @ s.xtx_inv
 
 
-def reg_did_panel(dy: np.ndarray, s: _Shared) -> tuple[float, np.ndarray]:
+def reg_did_panel(dy: np.ndarray, s: _Shared) -> tuple[np.ndarray, np.ndarray]:
     """Outcome-regression 2x2 DiD (Heckman, Ichimura & Todd 1997) with its influence function."""
     d, xmat = s.d, s.xmat
-    fitted, lin_ols = _control_ols(dy, s)
+    fitted, ols_resid, q = _control_ols(dy, s)
+    dcol = d[:, None]
     mean_d = d.mean()
-    eta_t = np.mean(d * dy) / mean_d
-    eta_c = np.mean(d * fitted) / mean_d
-    inf_treat = d * (dy - eta_t) / mean_d
-    inf_cont = (d * (fitted - eta_c) + lin_ols @ (d[:, None] * xmat).mean(axis=0)) / mean_d
-    return float(eta_t - eta_c), inf_treat - inf_cont
+    eta_t = np.mean(dcol * dy, axis=0) / mean_d
+    eta_c = np.mean(dcol * fitted, axis=0) / mean_d
+    inf_treat = dcol * (dy - eta_t) / mean_d
+    lin_ols = ols_resid * (q @ (dcol * xmat).mean(axis=0))[:, None]
+    inf_cont = (dcol * (fitted - eta_c) + lin_ols) / mean_d
+    return eta_t - eta_c, inf_treat - inf_cont
 
 
-def ipw_did_panel(dy: np.ndarray, s: _Shared) -> tuple[float, np.ndarray]:
+def ipw_did_panel(dy: np.ndarray, s: _Shared) -> tuple[np.ndarray, np.ndarray]:
     """Standardised (Hajek) inverse-probability-weighted 2x2 DiD (Abadie 2005) with its influence function."""
     assert s.ps is not None and s.keep is not None and s.lin_ps is not None
     d, xmat, p = s.d, s.xmat, s.ps
-    w_t = s.keep * d
-    w_c = s.keep * p * (1 - d) / (1 - p)
-    eta_t = np.mean(w_t * dy) / w_t.mean()
-    eta_c = np.mean(w_c * dy) / w_c.mean()
+    w_t = (s.keep * d)[:, None]
+    w_c = (s.keep * p * (1 - d) / (1 - p))[:, None]
+    eta_t = np.mean(w_t * dy, axis=0) / w_t.mean()
+    eta_c = np.mean(w_c * dy, axis=0) / w_c.mean()
     inf_treat = w_t * (dy - eta_t) / w_t.mean()
-    m2 = ((w_c * (dy - eta_c))[:, None] * xmat).mean(axis=0)
-    inf_cont = (w_c * (dy - eta_c) + s.lin_ps @ m2) / w_c.mean()
-    return float(eta_t - eta_c), inf_treat - inf_cont
+    dev_c = w_c * (dy - eta_c)
+    m2 = xmat.T @ dev_c / len(d)
+    inf_cont = (dev_c + s.lin_ps @ m2) / w_c.mean()
+    return eta_t - eta_c, inf_treat - inf_cont
 
 
-def dr_did_panel(dy: np.ndarray, s: _Shared) -> tuple[float, np.ndarray]:
-    """Doubly robust 2x2 DiD (Sant'Anna & Zhao 2020, panel) with its influence function."""
-    assert s.ps is not None and s.keep is not None and s.lin_ps is not None
+def dr_did_panel(dy: np.ndarray, s: _Shared) -> tuple[np.ndarray, np.ndarray]:
+    """Doubly robust 2x2 DiD (Sant'Anna & Zhao 2020, panel) with its influence function.
+
+    Written on the treated rows (weight 1, no comparison weight) and the comparison rows
+    (propensity odds weights) separately, which halves the work of the single formula.
+    """
+    assert s.ps is not None and s.keep is not None and s.lin_ps is not None and s.xtx_inv is not None
     d, xmat, p = s.d, s.xmat, s.ps
-    fitted, lin_ols = _control_ols(dy, s)
-    w_t = s.keep * d
-    w_c = s.keep * p * (1 - d) / (1 - p)
-    resid = dy - fitted
-    eta_t = np.mean(w_t * resid) / w_t.mean()
-    eta_c = np.mean(w_c * resid) / w_c.mean()
-    inf_treat = (w_t * (resid - eta_t) - lin_ols @ (w_t[:, None] * xmat).mean(axis=0)) / w_t.mean()
-    m2 = ((w_c * (resid - eta_c))[:, None] * xmat).mean(axis=0)
-    m3 = (w_c[:, None] * xmat).mean(axis=0)
-    inf_cont = (w_c * (resid - eta_c) + s.lin_ps @ m2 - lin_ols @ m3) / w_c.mean()
-    return float(eta_t - eta_c), inf_treat - inf_cont
+    n1 = len(d)
+    nt = int(d.sum())
+    tr, co = slice(0, nt), slice(nt, n1)
+    x_c = xmat[co]
+    beta = s.xtx_inv @ (x_c.T @ dy[co]) / n1
+    resid_t = dy[tr] - xmat[tr] @ beta
+    resid_c = dy[co] - x_c @ beta
+    w_c = (s.keep * p / (1 - p))[co]
+    mw_t, mw_c = nt / n1, w_c.sum() / n1
+    eta_t = resid_t.mean(axis=0)
+    eta_c = w_c @ resid_c / w_c.sum()
+    dev_c = w_c[:, None] * (resid_c - eta_c)
+    m2 = x_c.T @ dev_c / n1
+    lin_ps_m2 = s.lin_ps @ m2
+    # OLS influence terms live on comparison rows only: r * (X (X'X/n)^-1 (m3/mw_c - m1/mw_t)).
+    m1 = xmat[tr].sum(axis=0) / n1
+    m3 = w_c @ x_c / n1
+    q = x_c @ (s.xtx_inv @ (m3 / mw_c - m1 / mw_t))
+    inf = np.empty_like(dy)
+    inf[tr] = (resid_t - eta_t) / mw_t - lin_ps_m2[tr] / mw_c
+    inf[co] = resid_c * q[:, None] - (dev_c + lin_ps_m2[co]) / mw_c
+    return eta_t - eta_c, inf
 
 
 TWO_BY_TWO = {"reg": reg_did_panel, "ipw": ipw_did_panel, "dr": dr_did_panel}

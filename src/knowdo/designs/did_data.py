@@ -66,20 +66,57 @@ class WidePanel:
         return np.unique(finite)
 
 
-def _unit_constant(values: np.ndarray, unit_codes: np.ndarray, unit_values: Any, column: str) -> None:
-    """Raise unless ``values`` (numeric codes, inf allowed) take one value per unit."""
-    n = len(unit_values)
-    low = np.full(n, np.inf)
-    high = np.full(n, -np.inf)
-    np.minimum.at(low, unit_codes, values)
-    np.maximum.at(high, unit_codes, values)
-    bad = np.flatnonzero(low != high)
+def _unit_codes(units: pd.Series) -> tuple[np.ndarray, Any]:
+    """Codes 0..U-1 in sorted order of the unit ids, and the ids (``pd.factorize(sort=True)``).
+
+    Panels usually arrive sorted by unit; then the codes follow from where the id changes, without hashing.
+    """
+    if units.is_monotonic_increasing:
+        values = units.to_numpy()
+        starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
+        codes = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(values)]))
+        return codes, pd.Index(values[starts])
+    return pd.factorize(units, sort=True)
+
+
+def _grid_periods(unit_codes: np.ndarray, n_units: int, t_raw: np.ndarray) -> np.ndarray | None:
+    """The periods if the rows are unit by unit, each unit with the same increasing periods; else None."""
+    n_rows = len(unit_codes)
+    if n_units == 0 or n_rows % n_units:
+        return None
+    n_t = n_rows // n_units
+    periods = t_raw[:n_t]
+    if n_t < 1 or not np.all(np.diff(periods) > 0):
+        return None
+    if not np.all(unit_codes.reshape(n_units, n_t) == np.arange(n_units)[:, None]):
+        return None
+    if not np.all(t_raw.reshape(n_units, n_t) == periods):
+        return None
+    return periods.copy()
+
+
+def _per_unit(
+    values: np.ndarray, unit_codes: np.ndarray, unit_values: Any, column: str, grid_periods: int | None
+) -> np.ndarray:
+    """The one value per unit of ``values`` (numeric codes, inf allowed); raise if it changes within a unit.
+
+    ``grid_periods`` is the number of periods when the rows are unit by unit (a reshape suffices).
+    """
+    if grid_periods is not None:
+        per_row = values.reshape(-1, grid_periods)
+        first = per_row[:, 0].copy()
+        bad = np.flatnonzero((per_row != first[:, None]).any(axis=1))
+    else:
+        first = np.empty(len(unit_values), dtype=values.dtype)
+        first[unit_codes] = values
+        bad = np.unique(unit_codes[values != first[unit_codes]])
     if len(bad):
         raise ParameterError(
             f"{DESIGN}: column {column!r} changes within unit {unit_values[bad[0]]!r} (and {len(bad) - 1} other "
             f"unit(s)); it must be fixed per unit ({column!r} is the unit's first treated period or cluster). "
             "Recode it to one value per unit."
         )
+    return first
 
 
 def build_wide_panel(
@@ -117,8 +154,7 @@ def build_wide_panel(
     if frame[unit].isna().any():
         raise ParameterError(f"{DESIGN}: unit column {unit!r} has missing values; drop those rows.")
 
-    cols = [unit, time, cohort, outcome, *covariates] + ([cluster] if cluster and cluster != unit else [])
-    work = frame[list(dict.fromkeys(cols))]
+    work = frame  # read column by column; never modified
     g_raw = work[cohort].to_numpy(dtype=float)
     if np.any(g_raw[np.isfinite(g_raw)] < 0):
         raise ParameterError(
@@ -126,21 +162,28 @@ def build_wide_panel(
             "with 0, NaN or inf for never-treated units."
         )
     g_code = np.where(np.isfinite(g_raw) & (g_raw > 0), g_raw, np.inf)
-    unit_codes, unit_values = pd.factorize(work[unit], sort=True)
-    _unit_constant(g_code, unit_codes, unit_values, cohort)
-    cl_codes: np.ndarray | None = None
+    unit_codes, unit_values = _unit_codes(work[unit])
+    t_raw = work[time].to_numpy(dtype=float)
+    # Sorted by unit and period with every pair present (the usual layout): the wide arrays are reshapes.
+    grid = _grid_periods(unit_codes, len(unit_values), t_raw)
+    in_order = grid is not None
+    time_values = grid if grid is not None else np.sort(pd.unique(t_raw))
+    grid_t = len(time_values) if in_order else None
+    g_unit = _per_unit(g_code, unit_codes, unit_values, cohort, grid_t)
+    cl_unit: np.ndarray | None = None
     if cluster is not None and cluster != unit:
         if work[cluster].isna().any():
             raise ParameterError(f"{DESIGN}: cluster column {cluster!r} has missing values; drop those rows.")
-        cl_codes = pd.factorize(work[cluster], sort=True)[0]
-        _unit_constant(cl_codes.astype(float), unit_codes, unit_values, cluster)
-    time_values = np.sort(pd.unique(work[time].to_numpy(dtype=float)))
+        cl_codes = pd.factorize(work[cluster], sort=True)[0].astype(np.int64)
+        cl_unit = _per_unit(cl_codes, unit_codes, unit_values, cluster, grid_t)
     if len(time_values) < 2:
         raise ParameterError(f"{DESIGN}: the data hold {len(time_values)} period(s); DiD needs at least two.")
-    time_codes = np.searchsorted(time_values, work[time].to_numpy(dtype=float))
     n_all, n_t = len(unit_values), len(time_values)
-    flat = unit_codes.astype(np.int64) * n_t + time_codes
-    counts = np.bincount(flat, minlength=n_all * n_t)
+    counts = np.ones(1, dtype=np.int64)
+    if not in_order:
+        time_codes = np.searchsorted(time_values, t_raw)
+        flat = unit_codes.astype(np.int64) * n_t + time_codes
+        counts = np.bincount(flat, minlength=n_all * n_t)
     if counts.max() > 1:
         k = int(np.argmax(counts > 1))
         raise ParameterError(
@@ -149,17 +192,17 @@ def build_wide_panel(
             "(a knowdo panel needs one (dimension, stratum) at a time)."
         )
 
-    y = np.full((n_all, n_t), np.nan)
-    y[unit_codes, time_codes] = work[outcome].to_numpy(dtype=float)
-    x = np.full((n_all, n_t, len(covariates)), np.nan)
-    for j, name in enumerate(covariates):
-        x[unit_codes, time_codes, j] = work[name].to_numpy(dtype=float)
-    g_unit = np.empty(n_all)
-    g_unit[unit_codes] = g_code
-    cl_unit: np.ndarray | None = None
-    if cl_codes is not None:
-        cl_unit = np.empty(n_all, dtype=np.int64)
-        cl_unit[unit_codes] = cl_codes
+    if in_order:
+        y = np.array(work[outcome].to_numpy(dtype=float), dtype=float).reshape(n_all, n_t)
+        x = np.empty((n_all, n_t, len(covariates)))
+        for j, name in enumerate(covariates):
+            x[:, :, j] = work[name].to_numpy(dtype=float).reshape(n_all, n_t)
+    else:
+        y = np.full((n_all, n_t), np.nan)
+        y[unit_codes, time_codes] = work[outcome].to_numpy(dtype=float)
+        x = np.full((n_all, n_t, len(covariates)), np.nan)
+        for j, name in enumerate(covariates):
+            x[unit_codes, time_codes, j] = work[name].to_numpy(dtype=float)
 
     complete = np.isfinite(y).all(axis=1) & np.isfinite(x).all(axis=(1, 2))
     n_bad = int((~complete).sum())

@@ -1,4 +1,4 @@
-"""Inference from influence functions: analytic (clustered) SEs and the multiplier bootstrap.
+"""Inference from influence functions: analytic (clustered) SEs, a small-sample correction, the multiplier bootstrap.
 
 Every staggered-DiD parameter here is asymptotically linear, ``theta_hat -
 theta = (1/n) sum_i psi_i``, so
@@ -14,19 +14,65 @@ theta = (1/n) sum_i psi_i``, so
   (uniform) band from the ``level`` quantile of ``max_k |draw_k / se_k|``,
   as in Callaway & Sant'Anna (2021, Algorithm 1) and R ``did``'s ``mboot``.
 
-The draws are made once, as ``U @ S`` for the cell influence functions and the
-cohort indicators, in chunks so memory stays bounded; every aggregate's draws
-follow by small matrix products (see :mod:`knowdo.designs.did_aggregate`).
+Small-sample correction (``small_sample="satterthwaite"``)
+---------------------------------------------------------
+R ``did``'s interval is a normal (Wald) interval around the plug-in variance
+``sum psi_i^2 / n^2``. With few units per cohort that variance is biased down
+and noisy, and the interval under-covers (docs/studies/did-coverage.md). Without
+covariates every ATT(g,t), and every aggregate given the cohort shares, is a
+linear combination of cohort-by-period mean outcomes, so the plug-in variance
+is the heteroskedasticity-robust HC0 variance of a regression on cohort x period
+indicators. The correction is the standard one for that case:
+
+* **variance**: HC2 (MacKinnon & White 1985), i.e. Bell & McCaffrey's (2002)
+  bias-reduced linearisation. A unit's leverage in the saturated cohort model is
+  ``1 / n_g``, so HC2 scales the within-cohort part of the influence function's
+  sum of squares by ``n_g / (n_g - 1)``, which makes it unbiased for the
+  variance under independence across units. The between-cohort part (the
+  estimated cohort shares behind the aggregation weights) is kept as it is.
+* **critical values**: Student t with Welch-Satterthwaite degrees of freedom
+  (Satterthwaite 1946; Welch 1947), ``(sum_g V_g)^2 / sum_g V_g^2 / (n_g - 1)``
+  over the cohorts' variance contributions ``V_g``, the approximation Bell &
+  McCaffrey (2002) and Imbens & Kolesar (2016, Rev. Econ. Stat. 98(4)) use for
+  robust variances of this kind (for two groups it is the Welch interval for a
+  difference in means). A parameter resting on few units in its smallest
+  relevant cohort gets few degrees of freedom.
+* **clustered** (``cluster`` set): CR1 scaling ``G / (G - 1)`` and t critical
+  values with ``G - 1`` degrees of freedom, the small-G practice Cameron &
+  Miller (2015, J. Human Resources 50(2), section VI) recommend.
+
+With covariates the leverage also has a covariate part (of order ``k / n_g``)
+that the correction ignores; with large cohorts the correction vanishes and the
+interval is R ``did``'s. The bootstrap applies the same rescaling to the
+influence rows before drawing (a wild bootstrap on HC2-rescaled residuals, as
+Davidson & Flachaire 2008 recommend) and uses the t critical values for the
+pointwise interval.
+
+Implementation
+--------------
+Rows (units, or cluster sums) of ``[psi | cohort indicators]`` are kept in
+blocks of rows that touch the same columns: a cohort's units enter only its own
+ATT(g,t), their comparison cells and its cohort indicator. Each block is stored
+dense over its own columns, so the covariance, the small-sample pieces and the
+bootstrap all skip the zeros (about a third of the work with never-treated
+comparisons). The bootstrap draws ``U @ rows`` chunk by chunk; bits come packed
+from the generator and one single-precision matrix product per block and chunk
+does the work (single-precision rounding, about 1e-7 relative, is far below the
+bootstrap's Monte Carlo error of about ``1/sqrt(n_boot)``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from scipy import stats
 
-# Draws per chunk: 64 x n weights at a time keeps the chunk at 8 bytes * 64 * n.
+SmallSample = Literal["none", "satterthwaite"]
+SMALL_SAMPLE: tuple[SmallSample, ...] = ("none", "satterthwaite")
+
+# Draws per chunk: the weights of one chunk are 4 bytes * CHUNK * rows; 64 measured fastest at 50,000 units.
 CHUNK = 64
 
 
@@ -40,57 +86,134 @@ def cluster_sums(rows: np.ndarray, cluster: np.ndarray | None) -> np.ndarray:
     return np.add.reduceat(rows[order], starts, axis=0)
 
 
-def analytic_se(inf: np.ndarray, n: int, cluster: np.ndarray | None = None) -> np.ndarray:
-    """Standard errors ``sqrt(sum_c S_c^2) / n`` of each column of the influence matrix."""
-    sums = cluster_sums(inf, cluster)
-    se = np.sqrt(np.sum(sums**2, axis=0)) / n
-    # A column that is exactly zero (the reference cell of a universal base period) has no SE.
-    return np.where(se > 0, se, np.nan)
+@dataclass(frozen=True)
+class Block:
+    """Rows of ``[psi | cohort indicators]`` that touch the same columns, dense over those columns.
 
-
-def analytic_vcov(inf: np.ndarray, n: int, cluster: np.ndarray | None = None) -> np.ndarray:
-    """Covariance matrix ``S'S / n^2`` of the columns of the influence matrix."""
-    sums = cluster_sums(inf, cluster)
-    return np.asarray(sums.T @ sums) / n**2
-
-
-def rademacher_draws(rows: np.ndarray, n: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """``n_boot x p`` bootstrap draws ``U @ rows / n`` with Rademacher ``U``.
-
-    ``U = 2B - 1`` with ``B`` uniform random bits, so ``U @ rows = 2 (B @ rows)
-    - colsum(rows)``: the bits come packed from the generator and one matrix
-    product per chunk does the work. Rows are grouped by which columns they
-    touch (a cohort's units only enter its own ATT(g,t) and the comparison
-    units' cells), and each group multiplies only those columns, which cuts
-    the work about threefold with never-treated comparisons. The products run
-    in single precision (half the memory traffic): their relative rounding,
-    about 1e-7, is far below the bootstrap's Monte Carlo error (about ``1/sqrt(n_boot)``).
+    ``mean`` and ``centered`` (the within-block cross-product of deviations from
+    ``mean``) feed the cohort-level small-sample correction.
     """
-    n_rows, p = rows.shape
-    scale = float(np.max(np.abs(rows))) or 1.0
-    rows32 = (rows / scale).astype(np.float32)
-    colsum = rows32.sum(axis=0, dtype=np.float64)
-    nonzero = rows32 != 0
-    _, pattern_of = np.unique(np.packbits(nonzero, axis=1), axis=0, return_inverse=True)
-    # Rows of one pattern are made contiguous; the weights are i.i.d., so drawing them in this order is the same.
-    order = np.argsort(pattern_of.ravel(), kind="stable")
-    bounds = np.flatnonzero(np.diff(pattern_of.ravel()[order])) + 1
-    blocks = []
-    for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, n_rows], strict=True):
-        first = order[lo]
-        cols = np.flatnonzero(nonzero[first])
-        if len(cols):
-            blocks.append((lo, hi, cols, np.ascontiguousarray(rows32[np.ix_(order[lo:hi], cols)])))
-    out = np.empty((n_boot, p))
-    for start in range(0, n_boot, CHUNK):
-        size = min(CHUNK, n_boot - start)
-        raw = np.frombuffer(rng.bytes(size * ((n_rows + 7) // 8)), dtype=np.uint8).reshape(size, -1)
-        bits = np.unpackbits(raw, axis=1, count=n_rows).astype(np.float32)
-        acc = np.zeros((size, p))
-        for lo, hi, cols, block in blocks:
-            acc[:, cols] += bits[:, lo:hi] @ block
-        out[start : start + size] = 2.0 * acc - colsum
-    return out * (scale / n)
+
+    cols: np.ndarray
+    rows: np.ndarray
+    mean: np.ndarray
+    cross: np.ndarray  # rows' rows
+
+    @classmethod
+    def of(cls, cols: np.ndarray, rows: np.ndarray) -> Block:
+        return cls(cols=cols, rows=rows, mean=rows.mean(axis=0), cross=rows.T @ rows)
+
+    @property
+    def centered(self) -> np.ndarray:
+        return self.cross - self.size * np.outer(self.mean, self.mean)
+
+    @property
+    def size(self) -> int:
+        return int(self.rows.shape[0])
+
+
+@dataclass(frozen=True)
+class InfluenceRows:
+    """The influence rows of every ATT(g,t) and cohort indicator, in column blocks.
+
+    ``by_cohort`` is true when the rows are units and each block is one cohort
+    (no clustering); otherwise the rows are cluster sums grouped by the columns they touch.
+    """
+
+    blocks: tuple[Block, ...]
+    p: int
+    n_units: int
+    n_rows: int
+    by_cohort: bool
+
+    @classmethod
+    def build(cls, inf: np.ndarray, code: np.ndarray, n_cohorts: int, cluster: np.ndarray | None) -> InfluenceRows:
+        """Blocks of ``[inf | onehot(code)]`` (units), or of its cluster sums when ``cluster`` is given."""
+        n, m = inf.shape
+        p = m + n_cohorts
+        blocks = []
+        if cluster is None:
+            order = np.argsort(code, kind="stable")
+            bounds = np.flatnonzero(np.diff(code[order])) + 1
+            for idx in np.split(order, bounds):
+                sub = inf[idx]
+                cols = np.flatnonzero((sub != 0).any(axis=0))
+                rows = np.empty((len(idx), len(cols) + 1))
+                rows[:, :-1] = sub[:, cols]
+                rows[:, -1] = 1.0  # the unit's own cohort indicator
+                blocks.append(Block.of(np.r_[cols, m + code[idx[0]]], rows))
+            return cls(blocks=tuple(blocks), p=p, n_units=n, n_rows=n, by_cohort=True)
+        onehot = np.zeros((n, n_cohorts))
+        onehot[np.arange(n), code] = 1.0
+        sums = cluster_sums(np.hstack([inf, onehot]), cluster)
+        nonzero = sums != 0
+        _, pattern = np.unique(np.packbits(nonzero, axis=1), axis=0, return_inverse=True)
+        pattern = pattern.ravel()
+        for k in np.unique(pattern):
+            idx = np.flatnonzero(pattern == k)
+            cols = np.flatnonzero(nonzero[idx[0]])
+            blocks.append(Block.of(cols, sums[np.ix_(idx, cols)]))
+        return cls(blocks=tuple(blocks), p=p, n_units=n, n_rows=len(sums), by_cohort=False)
+
+    def gram(self) -> np.ndarray:
+        """``S'S`` of the rows: ``gram / n^2`` is the analytic covariance (R ``did``)."""
+        out = np.zeros((self.p, self.p))
+        for b in self.blocks:
+            out[np.ix_(b.cols, b.cols)] += b.cross
+        return out
+
+    def small_sample(self, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Corrected variances and degrees of freedom of the parameters ``a' [psi | cohort]`` (``a`` is p x q)."""
+        n2 = float(self.n_units) ** 2
+        if not self.by_cohort:
+            g = self.n_rows
+            raw = np.zeros(a.shape[1])
+            for b in self.blocks:
+                raw += np.sum((b.rows @ a[b.cols]) ** 2, axis=0)
+            df = np.full(a.shape[1], float(g - 1) if g > 1 else np.nan)
+            return raw / n2 * (g / (g - 1) if g > 1 else np.nan), df
+        total = np.zeros(a.shape[1])
+        spread = np.zeros(a.shape[1])
+        for b in self.blocks:
+            ab = a[b.cols]
+            between = b.size * (b.mean @ ab) ** 2 / n2
+            within = np.sum((b.centered @ ab) * ab, axis=0) / n2
+            if b.size > 1:
+                # HC2: leverage 1/n_g in the saturated cohort model.
+                within = within * b.size / (b.size - 1)
+                spread += within**2 / (b.size - 1)
+            total += within + between
+        with np.errstate(invalid="ignore", divide="ignore"):
+            df = np.where(spread > 0, total**2 / spread, np.inf)
+        return total, df
+
+    def rademacher(self, n_boot: int, rng: np.random.Generator, *, corrected: bool = False) -> np.ndarray:
+        """``n_boot x p`` bootstrap draws ``U @ rows / n`` with Rademacher ``U``.
+
+        ``U = 2B - 1`` with ``B`` uniform random bits, so ``U @ rows = 2 (B @
+        rows) - colsum(rows)``. With ``corrected`` the rows are first rescaled as
+        the small-sample variance is (HC2 within cohorts, or ``G / (G - 1)``).
+        """
+        work = []
+        for b in self.blocks:
+            rows = b.rows
+            if corrected and self.by_cohort and b.size > 1:
+                rows = b.mean + (rows - b.mean) * np.sqrt(b.size / (b.size - 1))
+            elif corrected and not self.by_cohort and self.n_rows > 1:
+                rows = rows * np.sqrt(self.n_rows / (self.n_rows - 1))
+            block32 = np.ascontiguousarray(rows, dtype=np.float32)
+            work.append((b.cols, block32, block32.sum(axis=0, dtype=np.float64)))
+        out = np.zeros((n_boot, self.p))
+        for start in range(0, n_boot, CHUNK):
+            size = min(CHUNK, n_boot - start)
+            acc = out[start : start + size]
+            for cols, block32, colsum in work:
+                n_b = block32.shape[0]
+                raw = np.frombuffer(rng.bytes(size * ((n_b + 7) // 8)), dtype=np.uint8).reshape(size, -1)
+                bits = np.unpackbits(raw, axis=1, count=n_b).astype(np.float32)
+                acc[:, cols] += 2.0 * (bits @ block32) - colsum
+        out /= self.n_units
+        return out
 
 
 @dataclass(frozen=True)
@@ -103,8 +226,7 @@ class Bootstrap:
 
 
 def _iqr_se(draws: np.ndarray) -> np.ndarray:
-    q25 = np.quantile(draws, 0.25, axis=0, method="inverted_cdf")
-    q75 = np.quantile(draws, 0.75, axis=0, method="inverted_cdf")
+    q25, q75 = np.quantile(draws, [0.25, 0.75], axis=0, method="inverted_cdf")
     return (q75 - q25) / (stats.norm.ppf(0.75) - stats.norm.ppf(0.25))
 
 
