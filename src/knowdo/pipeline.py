@@ -1,5 +1,8 @@
 """One project, end to end: validate -> load -> panel -> outcomes -> report.
 
+The report opens with what the load changed since the last run (from the
+store's change log) and closes with the data-quality checks.
+
 The CLI's ``run`` and ``demo`` commands are thin wrappers around
 :func:`run_project`; tests and notebooks can call it directly. Each step
 reports progress through an optional callback so the CLI can show it without
@@ -24,8 +27,10 @@ from knowdo.designs.planner.advisor import advise_file
 from knowdo.equity.section import equity_report
 from knowdo.errors import KnowdoError
 from knowdo.ingest import ValidatedData, read_and_validate
+from knowdo.ingest.quality import loaded_data_quality
 from knowdo.outcomes import OutcomeSet, compute_outcomes
 from knowdo.report import ReportFiles, ReportSection, build_report, outcome_sections
+from knowdo.report.data_sections import changes_results, changes_section, quality_results, quality_section
 from knowdo.report.evidence_sections import effects_section, equity_section, plan_section, scenarios_section
 from knowdo.store import (
     OMOP_READERS,
@@ -86,6 +91,11 @@ def run_project(path: str | Path, progress: Progress = _quiet, *, truth: dict[st
         rollout = store.table("rollout")
         perceptions = read_perceptions(store)
         provenance = store.provenance()
+        change_log, loads, arrivals = store.change_log(), store.loads(), store.arrivals()
+        aggregates = store.table("aggregates") if source == "aggregates" else None
+    progress("checking data quality")
+    quality = loaded_data_quality(start=project.start, end=project.end, sites=sites, arrivals=arrivals, loads=loads,
+                                  aggregates=aggregates, panel=panel)
     progress("computing outcomes")
     outcomes = compute_outcomes(panel, episodes, providers, sites, rollout, perceptions, project)
     if truth is None:
@@ -98,13 +108,16 @@ def run_project(path: str | Path, progress: Progress = _quiet, *, truth: dict[st
                            intersections=intersections if len(intersections) > 1 else None)
     progress("calibrating the scale-up model and running scenarios")
     scenarios = scenario_section(panel, project, particles=100, sobol_n=128)
-    sections: list[ReportSection] = [*outcome_sections(outcomes, project)]
+    threshold, rounding = project.disclosure_threshold, project.disclosure_rounding
+    sections: list[ReportSection] = [changes_section(change_log, loads, threshold=threshold, rounding=rounding),
+                                     *outcome_sections(outcomes, project)]
     if effects:
         sections.append(effects_section(effects, truth))
     sections += [equity_section(equity), scenarios_section(scenarios)]
     plan_file = project.root / CONSTRAINTS_FILE
     if plan_file.exists():
         sections.append(plan_section(advise_file(plan_file)))
+    sections.append(quality_section(quality))
     progress("writing the report")
     results: dict[str, Any] = {
         "project": {
@@ -118,6 +131,8 @@ def run_project(path: str | Path, progress: Progress = _quiet, *, truth: dict[st
         "effects": [e.to_dict() for e in effects],
         "equity": equity.to_dict(),
         "scenarios": scenarios.to_dict(),
+        "changes": changes_results(change_log, loads, threshold=threshold, rounding=rounding),
+        "data_quality": quality_results(quality),
         "provenance": {
             "latest_load": summary.to_dict(),
             "loads": json.loads(provenance.to_json(orient="records", date_format="iso")),

@@ -1,15 +1,26 @@
-"""``knowdo ingest``: reads connector sources, loads all-or-nothing, explains failures (exit 1)."""
+"""``knowdo ingest``: reads connector sources, loads all-or-nothing, explains failures (exit 1).
+
+Also the validation it runs: rows a connector made are located by their source record, and the
+connector's warnings reach the user.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
+import pandas as pd
+import pytest
 import typer
 from typer.testing import CliRunner
 
 from knowdo.commands.ingest import register
+from knowdo.config import Project
+from knowdo.errors import Problem, SchemaError
+from knowdo.ingest import RawSource
 from knowdo.ingest.mapping import CHIS_STRATA
+from knowdo.ingest.validate import validate_sources
 
 app = typer.Typer()
 register(app)
@@ -90,3 +101,25 @@ def test_ingest_failure_is_located(shared_dir: Path, tmp_path: Path) -> None:
     assert (problem["rule"], problem["row"], problem["value"]) == ("dhis2-period-type", 11, "2024W5")
     text = CliRunner().invoke(app, ["ingest", str(project)])
     assert text.exit_code == 1 and "nothing was loaded" in text.stderr
+
+
+def test_connector_rows_are_located_by_source_record_and_warnings_kept(tmp_path: Path) -> None:
+    project = Project(root=tmp_path, name="t", start=dt.date(2024, 1, 1), end=dt.date(2024, 12, 31), sources=(),
+                      strata=())
+    sites = pd.DataFrame({"site_id": ["A", "B"], "level": ["facility", "hospital"],
+                          "_source_record": ["organisationUnits[0]", "organisationUnits[1]"]})
+    warning = Problem("ou.json organisationUnits[2]", "no-level", "skipped", severity="warning")
+    source = RawSource("sites", tmp_path / "ou.json", sites, "0" * 64, (warning,), origin="ou.json [sites]")
+    with pytest.raises(SchemaError) as caught:
+        validate_sources([source], project)
+    [problem] = caught.value.problems
+    # the connector's own record, not line 3 of a file that does not exist
+    assert (problem.file, problem.row, problem.column) == ("ou.json [sites] organisationUnits[1]", None, "level")
+    keyed = RawSource("sites", tmp_path / "ou.json", sites.drop(columns="_source_record").iloc[:1], "0" * 64,
+                      (warning,), origin="ou.json [sites]")
+    data = validate_sources([keyed], project)
+    assert data.warnings == (warning,)  # the connector's warning is kept, once
+    bad = keyed.frame.assign(level="hospital")  # type: ignore[union-attr]
+    with pytest.raises(SchemaError) as caught:
+        validate_sources([RawSource("sites", keyed.path, bad, None, origin="ou.json [sites]")], project)
+    assert caught.value.problems[0].file == "ou.json [sites] record site_id=A"

@@ -5,10 +5,13 @@
     knowdo ingest PROJECT --json     the same, as JSON on stdout
 
 Aggregate counts also get the WHO/DHIS2-style data-quality checks
-(completeness, outliers at 2 and 3 SD, consistency); see
-:mod:`knowdo.ingest.quality`. Before loading, the new tables are compared with the store's, by each table's
-key, and "what changed since the last load" is printed: rows added, corrected
-and removed, and new months. Pulling the same data again changes nothing.
+(completeness, timeliness, outliers at 2 and 3 SD, consistency); see
+:mod:`knowdo.ingest.quality`. The new tables are compared with the store's, by
+each table's key, and "what changed since the last load" is printed: rows
+added, corrected (old -> new) and removed, and new months. A load writes the
+same comparison to the store's change log in the load's own transaction;
+``--check`` only previews it. Pulling the same data again changes nothing and
+is logged as a load with no change.
 
 Every source is read through its connector (OMOP databases through the
 store), validated against the canonical schema, and loaded all-or-nothing;
@@ -31,7 +34,7 @@ from knowdo.commands._errors import user_errors as _user_errors
 from knowdo.config import load_project
 from knowdo.ingest.changes import compare_tables
 from knowdo.ingest.files import read_sources
-from knowdo.ingest.quality import data_quality
+from knowdo.ingest.quality import data_quality, loaded_data_quality
 from knowdo.ingest.validate import validate_sources
 from knowdo.schema import TABLES
 from knowdo.store import Store
@@ -58,29 +61,35 @@ def ingest(
         data = validate_sources(raw, project)
         sources = [{"source": r.label, "table": r.table, "rows": 0 if r.frame is None else len(r.frame),
                     "sha256": r.sha256} for r in raw]
-        warnings = [p.to_dict() for r in raw for p in r.problems if p.severity != "error"]
-        warnings += [p.to_dict() for p in data.warnings]
+        warnings = [p.to_dict() for p in data.warnings]  # the connectors' and the schema's
         result: dict[str, Any] = {"ok": True, "checked_only": check, "sources": sources, "warnings": warnings,
                                   "rows": data.row_counts()}
-        before: dict[str, pd.DataFrame] = {}
-        if project.store_path.exists():
-            with Store.for_project(project, read_only=True) as store:
-                before = {name: store.table(name) for name in TABLES if store.has_table(name)}
-        changes = compare_tables(before, data.tables)
-        result["changes"] = changes.to_dict()
-        quality = None
         aggregates = data.tables.get("aggregates")
-        if aggregates is not None and len(aggregates):
-            facilities = None
-            if "sites" in data.tables:
-                sites = data.tables["sites"]
-                facilities = sorted(sites.loc[sites["level"] == "facility", "site_id"])
-            quality = data_quality(aggregates, start=project.start, end=project.end, sites=facilities)
-            result["data_quality"] = quality.to_dict()
-        if not check:
+        quality = None
+        if check:
+            before: dict[str, pd.DataFrame] = {}
+            if project.store_path.exists():
+                with Store.for_project(project, read_only=True) as store:
+                    before = {name: store.table(name) for name in TABLES if store.has_table(name)}
+            changes = compare_tables(before, data.tables)
+            if aggregates is not None and len(aggregates):
+                facilities = None
+                if "sites" in data.tables:
+                    sites = data.tables["sites"]
+                    facilities = sorted(sites.loc[sites["level"] == "facility", "site_id"])
+                quality = data_quality(aggregates, start=project.start, end=project.end, sites=facilities)
+        else:
             with Store.for_project(project) as store:
                 summary = store.load(data, project)
+                changes = summary.changes if summary.changes is not None else compare_tables({}, {})
+                if aggregates is not None and len(aggregates):
+                    quality = loaded_data_quality(
+                        start=project.start, end=project.end, sites=data.tables.get("sites"),
+                        arrivals=store.arrivals(), loads=store.loads(), aggregates=aggregates)
             result["load"] = summary.to_dict()
+        result["changes"] = changes.to_dict()
+        if quality is not None:
+            result["data_quality"] = quality.to_dict()
     if as_json:
         print(json.dumps(result, indent=2, default=str))
         return
@@ -90,12 +99,13 @@ def ingest(
     for item in sources:
         table.add_row(str(item["source"]), str(item["table"]), f"{item['rows']:,}")
     out.print(table)
-    for warning in warnings:
-        out.print(f"warning: {warning['file']}: [{warning['rule']}] {warning['message']}", markup=False,
+    for warning in data.warnings:
+        seen = f" (saw {warning.value!r})" if warning.value is not None else ""
+        out.print(f"warning: {warning.where()}: [{warning.rule}] {warning.message}{seen}", markup=False,
                   highlight=False, style="yellow")
     out.print(changes.summary(), markup=False, highlight=False)
     if quality is not None:
-        out.print("Data quality (WHO DQ Tool thresholds):", markup=False, highlight=False)
+        out.print("Data quality (WHO DQ Tool and DHIS2 thresholds):", markup=False, highlight=False)
         out.print(quality.summary(), markup=False, highlight=False)
     if check:
         out.print("[green]All sources pass the schema.[/] Nothing was loaded (--check).")

@@ -5,6 +5,14 @@ vectorised over whole columns, and names each broken rule with the file,
 row (spreadsheet numbering: header = 1), column and value. A table gets typed
 columns only when it passes; :func:`validate_sources` raises one
 :class:`~knowdo.errors.SchemaError` carrying every problem of every file.
+
+Rows that a connector (DHIS2, FHIR, OMOP, REDCap) made have no line in any
+file the user could open, so their problems cite the source record instead:
+the file or URL, then the record the connector names in an optional
+``_source_record`` column (``dataValues[12]``, ``Observation/obs-1``) or,
+failing that, the row's key as the source spelled it (``person_id=P1``), and
+the field. Connector warnings are kept with the schema's own warnings in
+:attr:`ValidatedData.warnings`, never dropped.
 """
 
 from __future__ import annotations
@@ -23,6 +31,9 @@ from knowdo.schema import INSTRUMENTS, ITEM_COLUMNS, LOAD_ORDER, TABLES, Column,
 LISTED_PER_RULE = 20  # rows listed one by one per file, column and rule; the rest are counted
 ROW_COLUMN = "_row"
 FILE_COLUMN = "_file"
+RECORD_COLUMN = "_record_ref"  # where a connector's row came from; None for rows of the user's own files
+SOURCE_RECORD_COLUMN = "_source_record"  # optional: a connector's own name for each row's source record
+HIDDEN_COLUMNS = (ROW_COLUMN, FILE_COLUMN, RECORD_COLUMN)
 
 
 @dataclass
@@ -53,12 +64,14 @@ class _Findings:
             value = None
             if shown_col is not None and shown_col in record.index:
                 value = _show(record[shown_col])
+            source_record = record.get(RECORD_COLUMN)
+            located = isinstance(source_record, str) and bool(source_record)
             self.add(
                 Problem(
-                    file=str(record[FILE_COLUMN]),
+                    file=f"{record[FILE_COLUMN]} {source_record}" if located else str(record[FILE_COLUMN]),
                     rule=rule,
                     message=message,
-                    row=int(record[ROW_COLUMN]),
+                    row=None if located else int(record[ROW_COLUMN]),
                     column=column,
                     value=value,
                 )
@@ -108,12 +121,13 @@ def validate_sources(sources: Iterable[RawSource], project: Project) -> Validate
     by_table: dict[str, list[pd.DataFrame]] = {}
     for source in sources:
         for problem in source.problems:
-            findings.add(problem)
+            (findings.problems if problem.severity == "error" else warnings).append(problem)
         if source.frame is None:
             continue
         frame = source.frame.copy()
         frame[ROW_COLUMN] = np.arange(2, len(frame) + 2)
         frame[FILE_COLUMN] = source.label
+        frame[RECORD_COLUMN] = _source_records(frame, source) if source.origin is not None else None
         by_table.setdefault(source.table, []).append(frame)
 
     typed: dict[str, pd.DataFrame] = {}
@@ -133,8 +147,26 @@ def validate_sources(sources: Iterable[RawSource], project: Project) -> Validate
     errors = [p for p in findings.problems if p.severity == "error"]
     if errors:
         raise SchemaError(errors)
-    clean = {name: frame.drop(columns=[ROW_COLUMN, FILE_COLUMN]) for name, frame in typed.items()}
+    clean = {name: frame.drop(columns=list(HIDDEN_COLUMNS)) for name, frame in typed.items()}
     return ValidatedData(clean, sources, tuple(warnings))
+
+
+def _source_records(frame: pd.DataFrame, source: RawSource) -> pd.Series:
+    """Each connector row's source record: the connector's own name for it, else its key as read."""
+    if SOURCE_RECORD_COLUMN in frame.columns:
+        named = frame[SOURCE_RECORD_COLUMN].astype("string").fillna("").astype(str)
+        if (named != "").all():
+            return named
+    key = [c for c in TABLES[source.table].key if c in frame.columns] if source.table in TABLES else []
+    if not key:
+        return pd.Series([f"record {i}" for i in range(1, len(frame) + 1)], index=frame.index, dtype=object)
+    text = "record " + key[0] + "=" + frame[key[0]].astype("string").fillna("").astype(str)
+    for column in key[1:]:
+        text = text + ", " + column + "=" + frame[column].astype("string").fillna("").astype(str)
+    if SOURCE_RECORD_COLUMN in frame.columns:  # keep the connector's names where it gave them
+        named = frame[SOURCE_RECORD_COLUMN].astype("string").fillna("").astype(str)
+        text = text.where(named == "", named)
+    return text.astype(object)
 
 
 def expected_columns(table: Table, project: Project) -> list[str]:
@@ -159,13 +191,13 @@ def _type_table(
         )
     if missing:
         return None
-    known = set(expected_columns(table, project)) | {ROW_COLUMN, FILE_COLUMN}
+    known = set(expected_columns(table, project)) | {*HIDDEN_COLUMNS, SOURCE_RECORD_COLUMN}
     for name in sorted(present - known):
         warnings.append(
             Problem(label, "unknown-column", f"not a column of '{table.name}'; it is ignored", column=name,
                     severity="warning")
         )
-    out = pd.DataFrame({ROW_COLUMN: frame[ROW_COLUMN].to_numpy(), FILE_COLUMN: frame[FILE_COLUMN].to_numpy()})
+    out = pd.DataFrame({c: frame[c].to_numpy() for c in HIDDEN_COLUMNS})
     before = len(findings.problems)
     for column in table.columns:
         raw: pd.Series = (
@@ -358,7 +390,7 @@ CASCADE_PAIRS = (
 def _check_cascade_order(aggregates: pd.DataFrame, findings: _Findings) -> None:
     key = ["site_id", "period", "dimension", "stratum"]
     wide = aggregates.pivot_table(index=key, columns="indicator", values="value", aggfunc="sum")
-    rows = aggregates.drop_duplicates(subset=key).set_index(key)[[ROW_COLUMN, FILE_COLUMN]]
+    rows = aggregates.drop_duplicates(subset=key).set_index(key)[list(HIDDEN_COLUMNS)]
     wide = wide.join(rows).reset_index()
     for sub, total in CASCADE_PAIRS:
         if sub in wide and total in wide:

@@ -60,6 +60,16 @@ KNOWN_SECTIONS: dict[str, tuple[str, str]] = {
         "than the whole-period coverage above. A single site's month holds few people, so many months are not "
         "drawn: their counts are too small to publish. The latest month's figures are in the tables below.",
     ),
+    "changes": (
+        "What changed since the last run",
+        "What the latest load of the project's sources added, corrected or removed, table by table, from the "
+        "store's change log.",
+    ),
+    "data_quality": (
+        "Data quality",
+        "Completeness, timeliness, outliers and internal consistency of the monthly facility counts, in the style "
+        "of the WHO Data Quality Review and DHIS2.",
+    ),
 }
 SECTION_ORDER = ("cascade", "trends", "reaim", "proctor", "perceptions")
 

@@ -1,10 +1,22 @@
-"""The project store: one DuckDB file per project, loaded all-or-nothing.
+"""The project store: one DuckDB file per project, loaded all-or-nothing, with its change log.
 
 This is the only place (with :mod:`knowdo.store.panel`) that talks to DuckDB.
 A load replaces every canonical table with the project's validated sources in
-a single transaction and appends one provenance record per source file, so a
-load that fails, or a process killed mid-load, leaves the store exactly as it
-was, and loading the same files twice gives the same tables.
+a single transaction and, in the same transaction, records:
+
+* ``loads``: one row per load (id, time, whether the files and the tables changed);
+* ``provenance``: one row per source file (table, file or URL, SHA-256, rows);
+* ``change_log``: per load and table, rows added, removed, corrected and
+  unchanged, the new months and the number of new sites
+  (:func:`knowdo.ingest.changes.compare_tables`);
+* ``change_rows``: the key of every row added or removed and, for each
+  corrected value, the column with its old and new value;
+* ``arrivals``: when each site-month of each dated table first reached the
+  store (the reporting time data-quality timeliness falls back on).
+
+So a load that fails, or a process killed mid-load, leaves the tables and the
+log exactly as they were; loading the same files twice gives the same tables
+and logs a load with no change.
 """
 
 from __future__ import annotations
@@ -21,6 +33,7 @@ import pandas as pd
 from knowdo import __version__
 from knowdo.config import Project
 from knowdo.errors import StoreError
+from knowdo.ingest.changes import ROW_COLUMNS, ChangeSummary, compare_tables
 from knowdo.ingest.validate import ValidatedData, expected_columns
 from knowdo.schema import LOAD_ORDER, TABLES, Table
 
@@ -38,6 +51,23 @@ CREATE TABLE IF NOT EXISTS provenance (
 )
 """
 
+LOG_DDL = (
+    """CREATE TABLE IF NOT EXISTS loads (
+        load_id BIGINT, loaded_at TIMESTAMP, knowdo_version VARCHAR, same_files BOOLEAN, changed BOOLEAN)""",
+    """CREATE TABLE IF NOT EXISTS change_log (
+        load_id BIGINT, table_name VARCHAR, added BIGINT, removed BIGINT, corrected BIGINT, unchanged BIGINT,
+        new_periods VARCHAR, new_sites BIGINT)""",
+    """CREATE TABLE IF NOT EXISTS change_rows (
+        load_id BIGINT, table_name VARCHAR, change VARCHAR, "key" VARCHAR, column_name VARCHAR,
+        "before" VARCHAR, "after" VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS arrivals (
+        table_name VARCHAR, site_id VARCHAR, period DATE, load_id BIGINT, first_loaded_at TIMESTAMP)""",
+)
+LOG_TABLES = ("provenance", "loads", "change_log", "change_rows", "arrivals")
+# Dated tables whose site-months are logged on arrival, with the column holding the date.
+ARRIVAL_DATES = {"encounters": "date", "measures": "date", "population": "period", "aggregates": "period",
+                 "costs": "period"}
+
 
 @dataclass(frozen=True)
 class LoadSummary:
@@ -46,15 +76,19 @@ class LoadSummary:
     rows: dict[str, int]
     files: tuple[dict[str, Any], ...]
     unchanged: bool
+    changes: ChangeSummary | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "load_id": self.load_id,
             "loaded_at": self.loaded_at.isoformat(timespec="seconds"),
             "rows": dict(self.rows),
             "files": list(self.files),
             "unchanged": self.unchanged,
         }
+        if self.changes is not None:
+            out["changes"] = self.changes.to_dict()
+        return out
 
 
 def quote(identifier: str) -> str:
@@ -94,6 +128,8 @@ class Store:
             raise StoreError(f"{self.path}: cannot open the project store: {exc}") from None
         if not read_only:
             self._con.execute(PROVENANCE_DDL)
+            for ddl in LOG_DDL:
+                self._con.execute(ddl)
 
     @classmethod
     def for_project(cls, project: Project, *, read_only: bool = False) -> Store:
@@ -114,16 +150,21 @@ class Store:
 
     # ------------------------------------------------------------------ loading
     def load(self, data: ValidatedData, project: Project) -> LoadSummary:
-        """Replace the canonical tables with ``data`` in one transaction."""
+        """Replace the canonical tables with ``data`` in one transaction, logging what changed."""
         fingerprint = sorted((s.table, s.label, s.sha256 or "") for s in data.sources)
         unchanged = fingerprint == self._last_fingerprint()
         con = self._con
         loaded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         try:
             con.execute("BEGIN TRANSACTION")
-            load_id = int(con.execute("SELECT coalesce(max(load_id), 0) + 1 FROM provenance").fetchone()[0])  # type: ignore[index]
+            load_id = int(con.execute(  # type: ignore[index]
+                "SELECT greatest((SELECT coalesce(max(load_id), 0) FROM provenance), "
+                "(SELECT coalesce(max(load_id), 0) FROM loads)) + 1").fetchone()[0])
+            before = {name: self.table(name) for name in LOAD_ORDER if self.has_table(name)}
+            changes = compare_tables(before, data.tables)
             for name in LOAD_ORDER:
                 self._replace_table(TABLES[name], data.tables.get(name), project)
+            self._log_changes(load_id, loaded_at, changes, same_files=unchanged)
             files = []
             for source in data.sources:
                 rows = 0 if source.frame is None else len(source.frame)
@@ -141,7 +182,35 @@ class Store:
         except BaseException:
             con.execute("ROLLBACK")
             raise
-        return LoadSummary(load_id, loaded_at, data.row_counts(), tuple(files), unchanged)
+        return LoadSummary(load_id, loaded_at, data.row_counts(), tuple(files), unchanged, changes)
+
+    def _log_changes(self, load_id: int, loaded_at: dt.datetime, changes: ChangeSummary, *, same_files: bool) -> None:
+        con = self._con
+        con.execute("INSERT INTO loads VALUES (?, ?, ?, ?, ?)",
+                    [load_id, loaded_at, __version__, same_files, changes.changed])
+        for t in changes.tables:
+            con.execute("INSERT INTO change_log VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        [load_id, t.table, t.added, t.removed, t.corrected, t.unchanged, ",".join(t.new_periods),
+                         t.new_sites])
+        if len(changes.rows):
+            rows = changes.rows[list(ROW_COLUMNS)].astype("string")
+            con.register("incoming_change_rows", rows)
+            try:
+                con.execute(f"INSERT INTO change_rows SELECT {load_id}, \"table\", change, \"key\", \"column\", "
+                            "\"before\", \"after\" FROM incoming_change_rows")
+            finally:
+                con.unregister("incoming_change_rows")
+        for name, column in ARRIVAL_DATES.items():
+            if not self.has_table(name):
+                continue
+            con.execute(
+                f"""INSERT INTO arrivals
+                SELECT DISTINCT '{name}', n.site_id, CAST(date_trunc('month', n.{quote(column)}) AS DATE), ?, ?
+                FROM {quote(name)} n
+                WHERE n.{quote(column)} IS NOT NULL AND NOT EXISTS (
+                    SELECT 1 FROM arrivals a WHERE a.table_name = '{name}' AND a.site_id = n.site_id
+                    AND a.period = CAST(date_trunc('month', n.{quote(column)}) AS DATE))""",
+                [load_id, loaded_at])
 
     def _replace_table(self, table: Table, frame: pd.DataFrame | None, project: Project) -> None:
         con = self._con
@@ -172,7 +241,7 @@ class Store:
 
     def table(self, name: str) -> pd.DataFrame:
         """A canonical table as a DataFrame (for in-process analyses only)."""
-        if name not in TABLES and name not in {"panel", "provenance"}:
+        if name not in TABLES and name not in {"panel", *LOG_TABLES}:
             raise StoreError(f"no table {name!r} in the store; tables: {', '.join(TABLES)}")
         if not self.has_table(name):
             raise StoreError(f"{self.path}: table {name!r} has not been loaded yet")
@@ -188,6 +257,37 @@ class Store:
 
     def provenance(self) -> pd.DataFrame:
         return self._con.execute("SELECT * FROM provenance ORDER BY load_id, table_name, file").df()
+
+    def loads(self) -> pd.DataFrame:
+        """One row per load: ``load_id, loaded_at, knowdo_version, same_files, changed``."""
+        if not self.has_table("loads"):  # a store written before the change log existed, opened read-only
+            return pd.DataFrame(columns=["load_id", "loaded_at", "knowdo_version", "same_files", "changed"])
+        return self._con.execute("SELECT * FROM loads ORDER BY load_id").df()
+
+    def change_log(self) -> pd.DataFrame:
+        """Per load and table: rows added, removed, corrected, unchanged, new months, new sites; with the time."""
+        if not self.has_table("change_log") or not self.has_table("loads"):
+            return pd.DataFrame(columns=["load_id", "loaded_at", "table_name", "added", "removed", "corrected",
+                                         "unchanged", "new_periods", "new_sites"])
+        return self._con.execute(
+            "SELECT c.load_id, l.loaded_at, c.table_name, c.added, c.removed, c.corrected, c.unchanged, "
+            "c.new_periods, c.new_sites FROM change_log c JOIN loads l USING (load_id) "
+            "ORDER BY c.load_id, c.table_name").df()
+
+    def change_rows(self, load_id: int | None = None) -> pd.DataFrame:
+        """Every logged change (keys added or removed, values corrected old -> new), for one load or all."""
+        if not self.has_table("change_rows"):
+            return pd.DataFrame(columns=["load_id", "table_name", "change", "key", "column_name", "before",
+                                         "after"])
+        where = "" if load_id is None else " WHERE load_id = ?"
+        return self._con.execute(f"SELECT * FROM change_rows{where} ORDER BY load_id, table_name, change, \"key\"",
+                                 [] if load_id is None else [load_id]).df()
+
+    def arrivals(self) -> pd.DataFrame:
+        """When each site-month of each dated table first reached the store (load id and time)."""
+        if not self.has_table("arrivals"):
+            return pd.DataFrame(columns=["table_name", "site_id", "period", "load_id", "first_loaded_at"])
+        return self._con.execute("SELECT * FROM arrivals ORDER BY table_name, site_id, period").df()
 
     def query(self, sql: str, parameters: list[Any] | None = None) -> pd.DataFrame:
         """Run a read query (used by the panel builder and by tests)."""
