@@ -32,6 +32,8 @@ from knowdo.outcomes import OutcomeSet, compute_outcomes
 from knowdo.report import ReportFiles, ReportSection, build_report, outcome_sections
 from knowdo.report.data_sections import changes_results, changes_section, quality_results, quality_section
 from knowdo.report.evidence_sections import effects_section, equity_section, plan_section, scenarios_section
+from knowdo.report.publish import protect_outcomes
+from knowdo.report.strategy_sections import strategies_section
 from knowdo.store import (
     OMOP_READERS,
     LoadSummary,
@@ -42,6 +44,8 @@ from knowdo.store import (
     read_perceptions,
     read_providers,
 )
+from knowdo.store.engines import build_panel_on_engine
+from knowdo.strategies import StrategyEvidence, strategy_evidence
 
 Progress = Callable[[str], None]
 
@@ -83,12 +87,14 @@ def run_project(path: str | Path, progress: Progress = _quiet, *, truth: dict[st
     summary = load_project_data(project, progress)
     progress("building the analysis panel")
     with Store.for_project(project) as store:
-        source = build_panel(store, project)
+        on_engine = project.engine is not None and project.engine.kind != "duckdb"
+        source = build_panel_on_engine(store, project) if on_engine else build_panel(store, project)
         panel = read_panel(store)
         episodes = read_episodes(store)
         providers = read_providers(store)
         sites = store.table("sites")
         rollout = store.table("rollout")
+        encounters = store.table("encounters")
         perceptions = read_perceptions(store)
         provenance = store.provenance()
         change_log, loads, arrivals = store.change_log(), store.loads(), store.arrivals()
@@ -98,6 +104,9 @@ def run_project(path: str | Path, progress: Progress = _quiet, *, truth: dict[st
                                   aggregates=aggregates, panel=panel)
     progress("computing outcomes")
     outcomes = compute_outcomes(panel, episodes, providers, sites, rollout, perceptions, project)
+    # one protected copy of every outcome table, so that no two published cuts hide different cells
+    outcomes = protect_outcomes(outcomes, threshold=project.disclosure_threshold,
+                                rounding=project.disclosure_rounding)
     if truth is None:
         truth = _truth_beside(project)
     progress("estimating the programme's effect")
@@ -106,6 +115,8 @@ def run_project(path: str | Path, progress: Progress = _quiet, *, truth: dict[st
     intersections = tuple(d for d in INTERSECTIONS if d in {s.name for s in project.strata})
     equity = equity_report(panel, project, effects=effects, episodes=episodes,
                            intersections=intersections if len(intersections) > 1 else None)
+    progress("relating implementation strategies to outcomes")
+    strategies = _strategy_evidence(rollout, providers, encounters, panel)
     progress("calibrating the scale-up model and running scenarios")
     scenarios = scenario_section(panel, project, particles=100, sobol_n=128)
     threshold, rounding = project.disclosure_threshold, project.disclosure_rounding
@@ -113,6 +124,8 @@ def run_project(path: str | Path, progress: Progress = _quiet, *, truth: dict[st
                                      *outcome_sections(outcomes, project)]
     if effects:
         sections.append(effects_section(effects, truth))
+    if strategies is not None:
+        sections.append(strategies_section(strategies, truth))
     sections += [equity_section(equity), scenarios_section(scenarios)]
     plan_file = project.root / CONSTRAINTS_FILE
     if plan_file.exists():
@@ -131,6 +144,7 @@ def run_project(path: str | Path, progress: Progress = _quiet, *, truth: dict[st
         "effects": [e.to_dict() for e in effects],
         "equity": equity.to_dict(),
         "scenarios": scenarios.to_dict(),
+        "strategies": _published_strategies(strategies),
         "changes": changes_results(change_log, loads, threshold=threshold, rounding=rounding),
         "data_quality": quality_results(quality),
         "provenance": {
@@ -156,6 +170,25 @@ def _effects(panel: pd.DataFrame, project: Project) -> list[Effect]:
         return [did_on_panel(panel[panel["period"] <= cutoff], "started")]
     except KnowdoError:
         return []  # too few treated or comparison clinics: the report then has no effects section
+
+
+def _strategy_evidence(rollout: pd.DataFrame, providers: pd.DataFrame, encounters: pd.DataFrame,
+                       panel: pd.DataFrame) -> StrategyEvidence | None:
+    """What the project's own data say about its implementation strategies, when the rollout names them."""
+    if rollout.empty:
+        return None
+    try:
+        return strategy_evidence({"rollout": rollout, "providers": providers, "encounters": encounters,
+                                  "panel": panel})
+    except KnowdoError:
+        return None  # no strategies recorded, or too few sites to compare: the report then has no such section
+
+
+def _published_strategies(evidence: StrategyEvidence | None) -> dict[str, Any] | None:
+    """The strategy evidence for results.json, without the per-site outcome table (site-level rows)."""
+    if evidence is None:
+        return None
+    return {key: value for key, value in evidence.to_dict().items() if key != "sites"}
 
 
 def _truth_beside(project: Project) -> dict[str, Any] | None:
