@@ -38,9 +38,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, cast, get_args
 
 from knowdo.errors import ConfigError
 from knowdo.schema import TABLES
@@ -100,6 +100,10 @@ SourceKind = Literal[
     "redcap-eav",
 ]
 SOURCE_KINDS: tuple[str, ...] = get_args(SourceKind)
+# How a load treats a source's tables: "replace" swaps the stored table for the pull; "append" merges the
+# pull into it by the table's key (new keys added, changed values corrected, keys absent from the pull kept).
+LoadMode = Literal["replace", "append"]
+LOAD_MODES: tuple[str, ...] = get_args(LoadMode)
 # Keys a [[sources]] entry may carry besides kind/table/path/url/mapping; each connector documents its own.
 SOURCE_OPTION_KEYS = (
     "org_units",
@@ -129,6 +133,10 @@ class Source:
     tables; ``mapping`` names a built-in mapping, a mapping file or an inline
     table (see :mod:`knowdo.ingest.mapping`); ``options`` holds the
     connector's other keys (paths in it are relative to the project folder).
+    ``mode`` is how a load treats the tables this source gives: ``"replace"``
+    (the default) swaps the stored table for them; ``"append"`` merges them
+    into it by the table's key, so a pull of the latest month adds that month
+    and keeps the earlier ones (see :meth:`knowdo.store.Store.load`).
     Secrets never go here: API credentials are read from environment
     variables or a user-level file outside the project (``auth_env``,
     ``credentials``).
@@ -140,6 +148,7 @@ class Source:
     url: str | None = None
     mapping: str | dict[str, Any] | None = field(default=None, hash=False)
     options: dict[str, Any] = field(default_factory=dict, hash=False)
+    mode: LoadMode = "replace"
 
     @property
     def location(self) -> str:
@@ -278,11 +287,20 @@ def _sources(items: Any, root: Path, where: str) -> tuple[Source, ...]:
         kind = item.get("kind", "csv")
         if kind not in SOURCE_KINDS:
             raise ConfigError(f"{where}: source #{i} has kind {kind!r}; expected one of {', '.join(SOURCE_KINDS)}")
-        if kind == "csv":
-            sources.append(_file_source(item, i, root, where))
-        else:
-            sources.append(_connector_source(item, kind, i, root, where))
+        source = _file_source(item, i, root, where) if kind == "csv" else \
+            _connector_source(item, kind, i, root, where)
+        sources.append(replace(source, mode=_load_mode(item, i, where)))
     return tuple(sources)
+
+
+def _load_mode(item: dict[str, Any], i: int, where: str) -> LoadMode:
+    mode = item.get("mode", "replace")
+    if mode not in LOAD_MODES:
+        raise ConfigError(
+            f"{where}: source #{i} has mode {mode!r}; expected one of {', '.join(LOAD_MODES)} "
+            '("append" merges each pull into the stored tables by key; "replace", the default, swaps them)'
+        )
+    return cast(LoadMode, mode)
 
 
 def _file_source(item: dict[str, Any], i: int, root: Path, where: str) -> Source:
@@ -296,7 +314,7 @@ def _file_source(item: dict[str, Any], i: int, root: Path, where: str) -> Source
 
 
 def _connector_source(item: dict[str, Any], kind: SourceKind, i: int, root: Path, where: str) -> Source:
-    known = {"kind", "path", "url", "mapping", "table", *SOURCE_OPTION_KEYS}
+    known = {"kind", "path", "url", "mapping", "table", "mode", *SOURCE_OPTION_KEYS}
     unknown = set(item) - known
     if unknown:
         raise ConfigError(f"{where}: source #{i} ({kind}) has unknown keys {sorted(unknown)}; known: {sorted(known)}")

@@ -13,6 +13,12 @@ same comparison to the store's change log in the load's own transaction;
 ``--check`` only previews it. Pulling the same data again changes nothing and
 is logged as a load with no change.
 
+Sources with ``mode = "append"`` in ``knowdo.toml`` (a DHIS2 request for the
+latest month, say) are merged into the stored tables by key instead of
+replacing them: new keys are added, changed values corrected, and stored rows
+the pull does not mention kept; the merged tables are checked against the
+schema again before anything is written (``--check`` previews the merge).
+
 Every source is read through its connector (OMOP databases through the
 store), validated against the canonical schema, and loaded all-or-nothing;
 a problem anywhere prints the located report and exits with status 1,
@@ -25,7 +31,6 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -36,8 +41,8 @@ from knowdo.ingest.changes import compare_tables
 from knowdo.ingest.files import read_sources
 from knowdo.ingest.quality import data_quality, loaded_data_quality
 from knowdo.ingest.validate import validate_sources
-from knowdo.schema import TABLES
 from knowdo.store import Store
+from knowdo.store.database import append_tables
 from knowdo.store.omop_source import OMOP_READERS
 
 out = Console()
@@ -64,14 +69,17 @@ def ingest(
         warnings = [p.to_dict() for p in data.warnings]  # the connectors' and the schema's
         result: dict[str, Any] = {"ok": True, "checked_only": check, "sources": sources, "warnings": warnings,
                                   "rows": data.row_counts()}
+        appended = sorted(append_tables(project, raw))
+        if appended:
+            result["appended"] = appended
         aggregates = data.tables.get("aggregates")
         quality = None
         if check:
-            before: dict[str, pd.DataFrame] = {}
             if project.store_path.exists():
                 with Store.for_project(project, read_only=True) as store:
-                    before = {name: store.table(name) for name in TABLES if store.has_table(name)}
-            changes = compare_tables(before, data.tables)
+                    changes = store.preview(data, project)
+            else:
+                changes = compare_tables({}, data.tables)
             if aggregates is not None and len(aggregates):
                 facilities = None
                 if "sites" in data.tables:
@@ -112,4 +120,6 @@ def ingest(
     else:
         load = result["load"]
         note = " (same files as the last load)" if load["unchanged"] else ""
+        if load.get("appended"):
+            note += f"; merged by key into {', '.join(load['appended'])}"
         out.print(f"[green]Loaded[/] load #{load['load_id']} into {project.store_path.name}{note}.")

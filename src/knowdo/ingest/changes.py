@@ -8,6 +8,10 @@ ones about to replace them, by each table's key from :mod:`knowdo.schema`.
 The store persists the result with every load (its change log), and the
 report's "What changed since the last run" section reads it back.
 
+Sources loaded in append mode (``mode = "append"`` in ``knowdo.toml``) are
+merged into the stored tables first (:func:`merge_tables`): a pull of the
+latest month then adds that month instead of removing every earlier one.
+
 Values are compared as text (dates as ``YYYY-MM-DD``, whole numbers without
 ``.0``, missing as empty), so a table read back from the store and the same
 table freshly validated compare equal whatever their dtypes.
@@ -15,7 +19,7 @@ table freshly validated compare equal whatever their dtypes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -203,3 +207,44 @@ def compare_tables(before: Mapping[str, pd.DataFrame], after: Mapping[str, pd.Da
     frames = [d for d in details if len(d)]
     rows = pd.concat(frames, ignore_index=True)[list(ROW_COLUMNS)].astype(object) if frames else _empty_rows()
     return ChangeSummary(tuple(changes), rows)
+
+
+def merge_tables(
+    before: Mapping[str, pd.DataFrame], incoming: Mapping[str, pd.DataFrame], append: Collection[str]
+) -> dict[str, pd.DataFrame]:
+    """The tables a load leaves: ``incoming`` for replaced tables, stored rows upserted by key for ``append`` ones.
+
+    For a table in ``append``, a key only in the store keeps its row, a key
+    in the pull gets the pull's row (new, or correcting the stored one). Every
+    other table is the pull's, as in a plain load. Frames must have the same
+    columns (the pull's columns win: a stored column the project no longer declares is
+    dropped, one it newly declares is empty for stored rows); neither input is modified.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> old = {"sites": pd.DataFrame({"site_id": ["A", "B"], "level": ["facility"] * 2})}
+    >>> new = {"sites": pd.DataFrame({"site_id": ["B", "C"], "level": ["district", "facility"]})}
+    >>> merge_tables(old, new, append={"sites"})["sites"].values.tolist()
+    [['A', 'facility'], ['B', 'district'], ['C', 'facility']]
+    """
+    out: dict[str, pd.DataFrame] = {}
+    for name in LOAD_ORDER:
+        new = incoming.get(name)
+        old = before.get(name)
+        if name not in append or old is None or old.empty:
+            if new is not None:
+                out[name] = new
+            elif name in append and old is not None:
+                out[name] = old
+            continue
+        if new is None or new.empty:
+            out[name] = old
+            continue
+        key = list(TABLES[name].key)
+        # Keys compared as text, so stored and freshly validated dtypes (date units, nullable ints) agree.
+        old_keys = _keys(_text(old[key]), key)
+        new_keys = set(_keys(_text(new[key]), key))
+        kept = old.loc[~old_keys.isin(new_keys).to_numpy()].reindex(columns=new.columns)
+        out[name] = pd.concat([kept, new], ignore_index=True) if len(kept) else new.reset_index(drop=True)
+    return out

@@ -17,11 +17,22 @@ a single transaction and, in the same transaction, records:
 So a load that fails, or a process killed mid-load, leaves the tables and the
 log exactly as they were; loading the same files twice gives the same tables
 and logs a load with no change.
+
+Tables fed by sources with ``mode = "append"`` are not replaced but upserted
+by their key (:func:`knowdo.ingest.changes.merge_tables`): rows of new keys
+are added, rows whose values changed are corrected (logged old -> new), and
+stored rows the pull does not mention are kept, not logged as removed. This
+is how a routine system is pulled month by month (a DHIS2 request for the
+latest period only). The merged tables, not just the pull, are validated
+again against every rule of the schema, cross-table ones included (a kept
+row must still find its site; a corrected sub-count must not exceed a kept
+total), inside the load's transaction, before anything is written.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -31,10 +42,11 @@ import duckdb
 import pandas as pd
 
 from knowdo import __version__
-from knowdo.config import Project
-from knowdo.errors import StoreError
-from knowdo.ingest.changes import ROW_COLUMNS, ChangeSummary, compare_tables
-from knowdo.ingest.validate import ValidatedData, expected_columns
+from knowdo.config import CONFIG_NAME, Project, Source
+from knowdo.errors import ConfigError, StoreError
+from knowdo.ingest.changes import ROW_COLUMNS, ChangeSummary, compare_tables, merge_tables
+from knowdo.ingest.files import RawSource
+from knowdo.ingest.validate import ValidatedData, expected_columns, validate_sources
 from knowdo.schema import LOAD_ORDER, TABLES, Table
 
 SQL_TYPES = {"string": "VARCHAR", "integer": "BIGINT", "float": "DOUBLE", "date": "DATE"}
@@ -77,6 +89,7 @@ class LoadSummary:
     files: tuple[dict[str, Any], ...]
     unchanged: bool
     changes: ChangeSummary | None = None
+    appended: tuple[str, ...] = ()  # tables merged into the store by key rather than replaced
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -88,7 +101,44 @@ class LoadSummary:
         }
         if self.changes is not None:
             out["changes"] = self.changes.to_dict()
+        if self.appended:
+            out["appended"] = list(self.appended)
         return out
+
+
+def _gave(source: Source, raw: RawSource) -> bool:
+    """Whether ``raw`` was read from ``source`` (connectors keep the source's path, servers their URL)."""
+    if raw.path != source.path:
+        return False
+    if source.kind == "csv":
+        return raw.table == source.table
+    if source.url is not None and source.url.startswith(("http://", "https://")):
+        return raw.origin is not None and raw.origin.startswith(source.url)
+    return True
+
+
+def append_tables(project: Project, sources: Iterable[RawSource]) -> frozenset[str]:
+    """The canonical tables that the project's ``mode = "append"`` sources feed.
+
+    A table fed by an append source and a replace source at once has no
+    sensible load, so that is a :class:`~knowdo.errors.ConfigError`.
+    """
+    where = project.root / CONFIG_NAME
+    modes: dict[str, set[str]] = {}
+    for raw in sources:
+        owners = [(i, s) for i, s in enumerate(project.sources, start=1) if _gave(s, raw)]
+        found = {s.mode for _, s in owners}
+        if len(found) > 1:
+            numbers = ", ".join(f"#{i} ({s.mode})" for i, s in owners)
+            raise ConfigError(f"{where}: sources {numbers} read from the same place ({raw.label}) with different "
+                              "modes, so their tables cannot be told apart; give them the same mode")
+        modes.setdefault(raw.table, set()).update(found or {"replace"})
+    mixed = sorted(table for table, found in modes.items() if len(found) > 1)
+    if mixed:
+        raise ConfigError(f"{where}: table(s) {', '.join(mixed)} are fed by sources with mode \"append\" and by "
+                          "sources with mode \"replace\"; a table is either merged by key or replaced as a whole, "
+                          "so give every source of each such table the same mode")
+    return frozenset(table for table, found in modes.items() if found == {"append"})
 
 
 def quote(identifier: str) -> str:
@@ -149,8 +199,18 @@ class Store:
         return self._con
 
     # ------------------------------------------------------------------ loading
-    def load(self, data: ValidatedData, project: Project) -> LoadSummary:
-        """Replace the canonical tables with ``data`` in one transaction, logging what changed."""
+    def load(self, data: ValidatedData, project: Project, *, append: Collection[str] | None = None) -> LoadSummary:
+        """Load ``data`` in one transaction, logging what changed; replaced tables are swapped, appended merged.
+
+        ``append`` names the tables to merge into the store by key; by default
+        those fed by the project's ``mode = "append"`` sources
+        (:func:`append_tables`). A merged result that breaks the schema raises
+        :class:`~knowdo.errors.SchemaError` and leaves the store as it was.
+        """
+        appended = append_tables(project, data.sources) if append is None else frozenset(append)
+        unknown = sorted(set(appended) - set(TABLES))
+        if unknown:
+            raise StoreError(f"cannot append to {unknown}: not canonical tables; known: {', '.join(TABLES)}")
         fingerprint = sorted((s.table, s.label, s.sha256 or "") for s in data.sources)
         unchanged = fingerprint == self._last_fingerprint()
         con = self._con
@@ -160,10 +220,11 @@ class Store:
             load_id = int(con.execute(  # type: ignore[index]
                 "SELECT greatest((SELECT coalesce(max(load_id), 0) FROM provenance), "
                 "(SELECT coalesce(max(load_id), 0) FROM loads)) + 1").fetchone()[0])
-            before = {name: self.table(name) for name in LOAD_ORDER if self.has_table(name)}
-            changes = compare_tables(before, data.tables)
+            before = self._stored_tables()
+            after = self._final_tables(before, data, project, appended)
+            changes = compare_tables(before, after)
             for name in LOAD_ORDER:
-                self._replace_table(TABLES[name], data.tables.get(name), project)
+                self._replace_table(TABLES[name], after.get(name), project)
             self._log_changes(load_id, loaded_at, changes, same_files=unchanged)
             files = []
             for source in data.sources:
@@ -182,7 +243,34 @@ class Store:
         except BaseException:
             con.execute("ROLLBACK")
             raise
-        return LoadSummary(load_id, loaded_at, data.row_counts(), tuple(files), unchanged, changes)
+        return LoadSummary(load_id, loaded_at, data.row_counts(), tuple(files), unchanged, changes,
+                           tuple(name for name in LOAD_ORDER if name in appended))
+
+    def preview(self, data: ValidatedData, project: Project, *, append: Collection[str] | None = None
+                ) -> ChangeSummary:
+        """What :meth:`load` would change, without writing (works on a read-only store)."""
+        appended = append_tables(project, data.sources) if append is None else frozenset(append)
+        before = self._stored_tables()
+        return compare_tables(before, self._final_tables(before, data, project, appended))
+
+    def _stored_tables(self) -> dict[str, pd.DataFrame]:
+        return {name: self.table(name) for name in LOAD_ORDER if self.has_table(name)}
+
+    def _final_tables(self, before: dict[str, pd.DataFrame], data: ValidatedData, project: Project,
+                      appended: frozenset[str]) -> dict[str, pd.DataFrame]:
+        """The tables the load leaves: the pull, with appended tables merged into the stored ones and re-checked.
+
+        Every table goes through validation again, not only the merged ones:
+        a replaced table (sites) must still hold what kept rows refer to.
+        """
+        if not appended or not any(name in before for name in appended):
+            return dict(data.tables)  # nothing stored to merge with: the pull, already validated, is the result
+        merged = merge_tables(before, data.tables, appended)
+        sources = [RawSource(name, self.path, frame, None,
+                             origin=f"{name} (stored rows merged with this load)" if name in appended else
+                             f"{name} (this load)")
+                   for name, frame in merged.items()]
+        return validate_sources(sources, project).tables
 
     def _log_changes(self, load_id: int, loaded_at: dt.datetime, changes: ChangeSummary, *, same_files: bool) -> None:
         con = self._con
