@@ -22,6 +22,7 @@ import csv
 import io
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,7 +44,7 @@ from knowdo.ingest.dhis2_http import (
 )
 from knowdo.ingest.dhis2_http import tracked_entities as http_tracked_entities
 from knowdo.ingest.dhis2_periods import PeriodFormatError, parse_period
-from knowdo.ingest.dhis2_tracker import tracked_entities, tracker_tables
+from knowdo.ingest.dhis2_tracker import SOURCE_RECORD, tracked_entities, tracker_list_key, tracker_tables
 from knowdo.ingest.mapping import SourceMapping, load_mapping
 from knowdo.ingest.remote import DEFAULT_RETRIES, DEFAULT_TIMEOUT, ApiClient
 
@@ -88,7 +89,7 @@ def data_values_from_json(payload: Any, out: CanonicalFrames) -> pd.DataFrame:
                         value=v)
     frame = pd.DataFrame.from_records(good) if good else pd.DataFrame()
     frame["_record"] = [i for i, v in enumerate(values) if isinstance(v, dict)]
-    frame.attrs["record"] = "dataValues[{}]"
+    frame.attrs["record"] = frame.attrs["location"] = "dataValues[{}]"
     for key in ("period", "orgUnit", "attributeOptionCombo"):
         default = payload.get(key)
         if default is not None and not isinstance(default, str):
@@ -154,6 +155,7 @@ def data_values_from_csv(text: str | bytes, out: CanonicalFrames) -> pd.DataFram
     frame = pa.table(columns).to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
     frame["_record"] = np.arange(2, len(frame) + 2)
     frame.attrs["record"] = "row {}"
+    frame.attrs["location"] = "line {}"  # the file's line number (header = 1), as an editor shows it
     return _normalise_values(frame)
 
 
@@ -195,7 +197,7 @@ def data_values_from_analytics(payload: Any, out: CanonicalFrames) -> pd.DataFra
         "value": frame["value"],
         "_record": frame["_record"],
     })
-    result.attrs["record"] = "rows[{}]"
+    result.attrs["record"] = result.attrs["location"] = "rows[{}]"
     return _normalise_values(result)
 
 
@@ -224,6 +226,7 @@ def _normalise_values(frame: pd.DataFrame) -> pd.DataFrame:
     out["_record"] = records.fillna(fallback).astype("int64")
     out = out.reset_index(drop=True)
     out.attrs["record"] = frame.attrs.get("record", "#{}")
+    out.attrs["location"] = frame.attrs.get("location", out.attrs["record"])
     return out
 
 
@@ -236,8 +239,9 @@ def aggregates_from_values(values: pd.DataFrame, mapping: SourceMapping, out: Ca
     lookup per distinct code (a few hundred), not per value (millions).
     """
     template = values.attrs.get("record", "#{}")
+    location = values.attrs.get("location", template)
     empty = text_frame("aggregates", {c: [] for c in ("site_id", "period", "indicator", "dimension", "stratum",
-                                                       "value")})
+                                                       "value", SOURCE_RECORD)})
     if values.empty:
         return empty
     values = values.loc[~values["deleted"].isin(["true", "True", "TRUE"])]
@@ -282,21 +286,35 @@ def aggregates_from_values(values: pd.DataFrame, mapping: SourceMapping, out: Ca
         "indicator": lookup(values.loc[ok, "dataElement"], indicators).astype("category"),
         "combo": combos.loc[ok],
         "value": numbers[ok].astype("int64"),
+        "first": values.loc[ok, "_record"].to_numpy(),
+        "n": np.ones(int(ok.sum()), dtype="int64"),
     })
-    cells = cells.groupby(["site_id", "period", "indicator", "combo"], observed=True, sort=False)["value"] \
-        .sum().reset_index()
+    # Each summed cell keeps its first data value's position and how many were summed, to cite them.
+    totals = {"value": ("value", "sum"), "first": ("first", "min"), "n": ("n", "sum")}
+    cells = cells.groupby(["site_id", "period", "indicator", "combo"], observed=True, sort=False).agg(**totals) \
+        .reset_index()
     keys = ["site_id", "period", "indicator"]
-    parts = [cells.groupby(keys, observed=True)["value"].sum().reset_index().assign(dimension="all", stratum="all")]
+    parts = [cells.groupby(keys, observed=True).agg(**totals).reset_index().assign(dimension="all", stratum="all")]
     dimensions = sorted({d for dims in mapping.category_option_combos.values() for d in dims})
     for dimension in dimensions:
         level = lookup(cells["combo"], {c: dims.get(dimension) for c, dims in mapping.category_option_combos.items()})
         has = level.notna().to_numpy()
         if has.any():
-            part = cells.loc[has, [*keys, "value"]].assign(dimension=dimension, stratum=level[has].to_numpy())
-            parts.append(part.groupby([*keys, "dimension", "stratum"], observed=True)["value"].sum().reset_index())
+            part = cells.loc[has, [*keys, "value", "first", "n"]].assign(dimension=dimension,
+                                                                          stratum=level[has].to_numpy())
+            parts.append(part.groupby([*keys, "dimension", "stratum"], observed=True).agg(**totals).reset_index())
     frame = pd.concat([p.astype({k: object for k in keys}) for p in parts], ignore_index=True)
-    frame = frame[["site_id", "period", "indicator", "dimension", "stratum", "value"]]
+    frame[SOURCE_RECORD] = cite_records(location, frame["first"], frame["n"], noun="data value")
+    frame = frame[["site_id", "period", "indicator", "dimension", "stratum", "value", SOURCE_RECORD]]
     return text_frame("aggregates", frame.sort_values(["site_id", "period", "indicator", "dimension", "stratum"]))
+
+
+def cite_records(template: str, first: pd.Series, count: pd.Series, *, noun: str) -> pd.Series:
+    """``dataValues[3]``, or ``dataValues[3] and 2 more data value(s)`` for a sum: built column-wise, not per row."""
+    head, _, tail = template.partition("{}")
+    text = head + first.astype("int64").astype(str) + tail
+    more = count.astype("int64") - 1
+    return text.where(more.le(0), text + " and " + more.astype(str) + f" more {noun}(s)").astype(object)
 
 
 def lookup(series: pd.Series, table: Mapping[str, Any], *, default: Any = None, keep: bool = False) -> pd.Series:
@@ -376,15 +394,17 @@ def _list(out: CanonicalFrames, bad: pd.DataFrame, template: str, rule: str, mes
 
 # --------------------------------------------------------------------------- organisation units -> sites
 def sites_from_org_units(payload: Any, mapping: SourceMapping, out: CanonicalFrames,
-                         *, levels: Any = None) -> pd.DataFrame:
+                         *, levels: Any = None, where: str | None = None) -> pd.DataFrame:
     """``/api/organisationUnits`` (with ``level``, ``path``, ``parent``) as the ``sites`` table.
 
     Level numbers become canonical levels through ``[sites] levels`` in the
     mapping, else through the level names of ``/api/filledOrganisationUnitLevels``
     (National, Region, District, Facility), else the deepest level is taken as
     ``facility``. Units at levels without a canonical name are left out, and
-    their children hang from the nearest ancestor that is kept.
+    their children hang from the nearest ancestor that is kept. ``where``
+    names the file or endpoint the units came from when it is not the source's own.
     """
+    cite = f"{where} " if where else ""
     units = payload.get("organisationUnits") if isinstance(payload, dict) else payload
     if not isinstance(units, list):
         out.problem("dhis2-shape", "organisation units are a JSON list, or an object with 'organisationUnits'")
@@ -403,7 +423,7 @@ def sites_from_org_units(payload: Any, mapping: SourceMapping, out: CanonicalFra
         parent_id = parent.get("id") if isinstance(parent, dict) else None
         ancestors = [p for p in path.split("/") if p][:-1] if path else ([parent_id] if parent_id else [])
         records.append({"id": unit["id"], "name": unit.get("name"), "level": level, "ancestors": ancestors,
-                        "opening": unit.get("openingDate"), "record": f"organisationUnits[{i}]"})
+                        "opening": unit.get("openingDate"), "record": f"{cite}organisationUnits[{i}]"})
     names = _level_names(levels)
     numbers = sorted({r["level"] for r in records if isinstance(r["level"], int)})
     canonical: dict[int, str] = {}
@@ -421,14 +441,14 @@ def sites_from_org_units(payload: Any, mapping: SourceMapping, out: CanonicalFra
             continue
         parent = next((a for a in reversed(r["ancestors"]) if a in kept), None)
         rows.append({"site_id": r["id"], "name": r["name"] or "", "parent_id": parent or "",
-                     "level": canonical[r["level"]]})
+                     "level": canonical[r["level"]], SOURCE_RECORD: r["record"]})
     dropped = len(records) - len(rows)
     if dropped:
         skipped = sorted({f"{n} ({names.get(n, 'unnamed')})" for n in numbers if n not in canonical})
         out.problem("dhis2-level-skipped", f"{dropped} organisation unit(s) at level(s) {', '.join(skipped)} have no "
                     "canonical level and were left out; name them in the mapping's [sites] levels to keep them",
                     severity="warning")
-    return text_frame("sites", pd.DataFrame(rows, columns=["site_id", "name", "parent_id", "level"]))
+    return text_frame("sites", pd.DataFrame(rows, columns=["site_id", "name", "parent_id", "level", SOURCE_RECORD]))
 
 
 def _level_names(levels: Any) -> dict[int, str]:
@@ -487,7 +507,8 @@ def read_dhis2_source(source: Source, project: Project, *, client: ApiClient | N
     if payload is None:
         return out
     if source.kind == "dhis2-tracker":
-        out.tables.update(tracker_tables(tracked_entities(payload, out), mapping, project.strata, out))
+        out.tables.update(tracker_tables(tracked_entities(payload, out), mapping, project.strata, out,
+                                         key=tracker_list_key(payload)))
     else:
         if source.kind == "dhis2-analytics":
             values = data_values_from_analytics(payload, out)
@@ -497,7 +518,11 @@ def read_dhis2_source(source: Source, project: Project, *, client: ApiClient | N
             values = data_values_from_json(payload, out)
         out.tables["aggregates"] = aggregates_from_values(values, mapping, out)
     if units is not None:
-        out.tables["sites"] = sites_from_org_units(units, mapping, out, levels=levels)
+        units_file = source.options.get("org_units")
+        # the units come from their own file (or endpoint), so each site cites it
+        where = "organisationUnits.json" if source.url else Path(units_file).name if isinstance(units_file, str) \
+            else None
+        out.tables["sites"] = sites_from_org_units(units, mapping, out, levels=levels, where=where)
     return out
 
 

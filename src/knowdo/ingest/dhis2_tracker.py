@@ -23,6 +23,10 @@ from knowdo.config import Stratum
 from knowdo.ingest.canonical import CanonicalFrames, text_frame
 from knowdo.ingest.mapping import SourceMapping, age_in_years, iso_date, person_strata
 
+# validate.SOURCE_RECORD_COLUMN, restated: the validator imports the connectors, so they cannot import it.
+SOURCE_RECORD = "_source_record"
+ENTITY_KEYS = ("trackedEntities", "instances", "trackedEntityInstances")  # 2.41+, 2.40, pre-2.40 list names
+
 # Old (pre-2.41, /api/trackedEntityInstances) field names and their current names.
 _OLD_NAMES = {"trackedEntityInstance": "trackedEntity", "eventDate": "occurredAt", "dueDate": "scheduledAt",
               "enrollmentDate": "enrolledAt", "incidentDate": "occurredAt"}
@@ -38,7 +42,7 @@ def tracked_entities(payload: Any, out: CanonicalFrames) -> list[dict[str, Any]]
     if not isinstance(payload, dict):
         out.problem("dhis2-shape", "a tracker export is a JSON object")
         return []
-    for key in ("trackedEntities", "instances", "trackedEntityInstances"):
+    for key in ENTITY_KEYS:
         if key in payload:
             items = payload[key]
             if not isinstance(items, list):
@@ -47,6 +51,12 @@ def tracked_entities(payload: Any, out: CanonicalFrames) -> list[dict[str, Any]]
             return [_renamed(x) if isinstance(x, dict) else x for x in items]
     out.problem("dhis2-shape", "no 'trackedEntities' (2.41+), 'instances' (2.40) or 'trackedEntityInstances' list")
     return []
+
+
+def tracker_list_key(payload: Any) -> str:
+    """The name the export gives its list of tracked entities, for citing records as the file spells them."""
+    found = next((k for k in ENTITY_KEYS if k in payload), None) if isinstance(payload, dict) else None
+    return found or ENTITY_KEYS[0]
 
 
 def _renamed(obj: dict[str, Any]) -> dict[str, Any]:
@@ -58,31 +68,38 @@ def _renamed(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def tracker_tables(entities: list[Any], mapping: SourceMapping, strata: Sequence[Stratum],
-                   out: CanonicalFrames) -> dict[str, pd.DataFrame]:
-    """Persons (with equity strata from attributes), encounters (events) and measures (mapped data values)."""
+                   out: CanonicalFrames, *, key: str = ENTITY_KEYS[0]) -> dict[str, pd.DataFrame]:
+    """Persons (with equity strata from attributes), encounters (events) and measures (mapped data values).
+
+    Each row cites its record as the export spells it (``key`` is the list's
+    name): ``trackedEntities[0]`` for a person,
+    ``trackedEntities[0].enrollments[1].events[2]`` for an event and its scores.
+    """
     persons: list[dict[str, Any]] = []
     attributes: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     scores: list[dict[str, Any]] = []
     for i, te in enumerate(entities):
-        where = f"trackedEntities[{i}]"
+        where = f"{key}[{i}]"
         if not isinstance(te, dict) or not isinstance(te.get("trackedEntity"), str):
             out.problem("dhis2-shape", "each tracked entity needs a 'trackedEntity' id", record=where)
             continue
         if te.get("deleted") is True:
             continue
         attrs = {str(a.get("attribute")): a.get("value") for a in _items(te.get("attributes")) if isinstance(a, dict)}
-        enrollments = [e for e in _items(te.get("enrollments")) if isinstance(e, dict) and e.get("deleted") is not True]
-        for j, enrollment in enumerate(enrollments):
-            for e in _items(enrollment.get("events")):
+        for j, enrollment in enumerate(_items(te.get("enrollments"))):
+            if not isinstance(enrollment, dict) or enrollment.get("deleted") is True:
+                continue
+            for k, e in enumerate(_items(enrollment.get("events"))):
                 if isinstance(e, dict) and e.get("deleted") is not True and str(e.get("status")) not in ("SCHEDULE",
                                                                                                       "SKIPPED",
                                                                                                       "OVERDUE"):
-                    events.append({**e, "_person": te["trackedEntity"], "_where": f"{where}.enrollments[{j}]"})
+                    events.append({**e, "_person": te["trackedEntity"],
+                                   "_where": f"{where}.enrollments[{j}].events[{k}]"})
         first_date = min((str(e.get("occurredAt")) for e in events if e["_person"] == te["trackedEntity"]
                           and e.get("occurredAt")), default=None)
         persons.append({"person_id": te["trackedEntity"], "home_site_id": te.get("orgUnit") or "",
-                        "_first": first_date})
+                        "_first": first_date, SOURCE_RECORD: where})
         attributes.append(attrs)
     if not persons:
         return {}
@@ -94,7 +111,8 @@ def tracker_tables(entities: list[Any], mapping: SourceMapping, strata: Sequence
             attr_frame[f"{uid}:age"] = age_in_years(birth, person_frame["_first"])
     strata_frame, problems = person_strata(attr_frame, strata, mapping, label=out.origin)
     out.problems.extend(problems)
-    person_frame = pd.concat([person_frame.drop(columns="_first"), strata_frame], axis=1)
+    person_frame = pd.concat([person_frame.drop(columns=["_first", SOURCE_RECORD]), strata_frame,
+                              person_frame[[SOURCE_RECORD]]], axis=1)
     tables = {"persons": text_frame("persons", person_frame)}
     if events:
         ev = pd.DataFrame(events)
@@ -102,7 +120,7 @@ def tracker_tables(entities: list[Any], mapping: SourceMapping, strata: Sequence
         kinds = mapping.encounters.apply(ev["programStage"], ev["_person"], date)
         tables["encounters"] = text_frame("encounters", {
             "encounter_id": ev["event"], "person_id": ev["_person"], "site_id": ev["orgUnit"], "date": date,
-            "type": kinds,
+            "type": kinds, SOURCE_RECORD: ev["_where"],
         })
         for k, event in enumerate(events):
             measures: dict[str, dict[str, Any]] = {}
@@ -116,7 +134,7 @@ def tracker_tables(entities: list[Any], mapping: SourceMapping, strata: Sequence
                 row = measures.setdefault(instrument, {
                     "measure_id": f"{event.get('event')}:{instrument}", "person_id": event["_person"],
                     "site_id": event.get("orgUnit"), "encounter_id": event.get("event"), "date": date.iloc[k],
-                    "instrument": instrument,
+                    "instrument": instrument, SOURCE_RECORD: event["_where"],
                 })
                 row["total" if item is None else f"item_{item}"] = dv.get("value")
             scores.extend(measures.values())

@@ -46,6 +46,8 @@ from knowdo.ingest.canonical import CanonicalFrames, text_frame
 from knowdo.ingest.mapping import SourceMapping, age_in_years, person_strata
 
 LOINC = "http://loinc.org"
+# validate.SOURCE_RECORD_COLUMN, restated: the validator imports the connectors, so they cannot import it.
+SOURCE_RECORD = "_source_record"
 LISTED = 20  # problems listed one by one per rule
 
 # LOINC codes (data-standards.md 2.1; each passes the LOINC mod-10 check digit).
@@ -173,6 +175,11 @@ class ScoreRow:
     score: float | None
     derived_from: tuple[str, ...]
     label: str
+
+
+def cite(where: str, resource: dict[str, Any]) -> str:
+    """Where a resource was read and what it is: ``bundle.json entry[3] (Observation/obs-1)``."""
+    return f"{where} ({resource.get('resourceType')}/{resource.get('id')})"
 
 
 def _items(value: Any) -> list[Any]:
@@ -306,12 +313,12 @@ def canonical_tables(resources: Resources, mapping: SourceMapping, project: Proj
 def _sites(resources: Resources) -> list[dict[str, str]]:
     rows = []
     for kind in ("Organization", "Location"):
-        for resource, _ in resources.of(kind):
+        for resource, where in resources.of(kind):
             if not isinstance(resource.get("id"), str):
                 continue
             parent = resources.resolve(resource.get("partOf"), kind) or ""
             rows.append({"site_id": resource["id"], "name": str(resource.get("name") or ""), "parent_id": parent,
-                         "level": "facility"})
+                         "level": "facility", SOURCE_RECORD: cite(where, resource)})
     return rows
 
 
@@ -331,7 +338,7 @@ def _encounters(resources: Resources, out: CanonicalFrames) -> list[dict[str, An
         rows.append({
             "encounter_id": resource.get("id"), "person_id": resources.resolve(resource.get("subject"), "Patient"),
             "site_id": site, "date": str(period.get("start") or "")[:10],
-            "_code": next((str(c) for c in codes if c is not None), None),
+            "_code": next((str(c) for c in codes if c is not None), None), SOURCE_RECORD: cite(where, resource),
         })
         if rows[-1]["person_id"] is None:
             out.problem("fhir-reference", "Encounter.subject does not point to a Patient", record=where,
@@ -383,12 +390,14 @@ def _measures(resources: Resources, mapping: SourceMapping, encounters: list[dic
                 derived.add(qr)
         key = (person, encounter or "", when)
         group = groups.setdefault(key, {"person": person, "encounter": encounter, "date": when[:10],
-                                        "id": None, "totals": {}, "items": {}})
+                                        "id": None, "totals": {}, "items": {}, "cites": {}})
         if code in totals:
             group["totals"][totals[code]] = row.score
+            group["cites"][("total", totals[code])] = row.label
             group["id"] = row.id
         else:
             group["items"][code] = row.score
+            group["cites"][code] = row.label
             group["id"] = group["id"] or row.id
     for resource, where in resources.of("QuestionnaireResponse"):
         if _text(resource.get("id")) in derived or _text(resource.get("status")) not in ("completed", "amended"):
@@ -400,7 +409,8 @@ def _measures(resources: Resources, mapping: SourceMapping, encounters: list[dic
                         record=label)
             continue
         group = {"person": person, "encounter": resources.resolve(resource.get("encounter"), "Encounter"),
-                 "date": resource["authored"][:10], "id": resource.get("id"), "totals": {}, "items": {}}
+                 "date": resource["authored"][:10], "id": resource.get("id"), "totals": {}, "items": {},
+                 "cites": {"*": label}}
         for item in _flat_items(resource.get("item")):
             code = str(item.get("linkId", "")).lstrip("/")
             codes = [c.get("code") for c in _codings({"coding": item.get("code")})] if item.get("code") else []
@@ -422,9 +432,10 @@ def _measures(resources: Resources, mapping: SourceMapping, encounters: list[dic
         groups[("qr", str(resource.get("id")), "")] = group
     rows = []
     for key, group in groups.items():
-        for instrument, values in _by_instrument(group).items():
+        scored = _by_instrument(group)
+        for instrument, values in scored.items():
             rows.append({
-                "measure_id": f"{group['id']}" if len(_by_instrument(group)) == 1 else f"{group['id']}:{instrument}",
+                "measure_id": f"{group['id']}" if len(scored) == 1 else f"{group['id']}:{instrument}",
                 "person_id": group["person"], "site_id": site_of_encounter.get(group["encounter"]),
                 "encounter_id": group["encounter"], "date": group["date"], "instrument": instrument,
                 **values, "_key": key,
@@ -440,9 +451,13 @@ def _flat_items(items: Any) -> Iterator[dict[str, Any]]:
 
 
 def _by_instrument(group: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Scores by instrument, each citing the resources it was read from (the total's Observation first)."""
     out: dict[str, dict[str, Any]] = {}
+    cites: dict[str, list[str]] = {}
+    whole = group["cites"].get("*")  # a QuestionnaireResponse: one resource holds every answer
     for name, total in group["totals"].items():
         out.setdefault(name, {})["total"] = total
+        cites.setdefault(name, []).append(whole or group["cites"].get(("total", name), ""))
     phq2_only = "PHQ-2" in group["totals"] and "PHQ-9" not in group["totals"]
     for code, score in group["items"].items():
         if phq2_only and code in PHQ2_ITEMS:
@@ -451,13 +466,24 @@ def _by_instrument(group: dict[str, Any]) -> dict[str, dict[str, Any]]:
             name, number = ITEM_CODES.get(code, (None, 0))
         if name is not None:
             out.setdefault(name, {})[f"item_{number}"] = score
+            cites.setdefault(name, []).append(whole or group["cites"].get(code, ""))
+    for name, values in out.items():
+        values[SOURCE_RECORD] = _cite_several(cites[name])
     return out
+
+
+def _cite_several(labels: list[str]) -> str:
+    """The first resource an administration was read from, and how many more went into it."""
+    seen = list(dict.fromkeys(label for label in labels if label))
+    if len(seen) <= 1:
+        return seen[0] if seen else ""
+    return f"{seen[0]} and {len(seen) - 1} more Observation(s) of the same administration"
 
 
 def _persons(resources: Resources, encounters: list[dict[str, Any]], measures: list[dict[str, Any]],
              mapping: SourceMapping, project: Project, out: CanonicalFrames) -> pd.DataFrame | None:
     rows = []
-    for resource, _ in resources.of("Patient"):
+    for resource, where in resources.of("Patient"):
         address = next((a for a in _items(resource.get("address")) if isinstance(a, dict)), {})
         rows.append({
             "person_id": resource.get("id"),
@@ -465,6 +491,7 @@ def _persons(resources: Resources, encounters: list[dict[str, Any]], measures: l
             "birthDate": resource.get("birthDate"), "gender": resource.get("gender"),
             "race": _omb(resource, "us-core-race"), "ethnicity": _omb(resource, "us-core-ethnicity"),
             "district": address.get("district"), "state": address.get("state"), "country": address.get("country"),
+            SOURCE_RECORD: cite(where, resource),
         })
     if not rows:
         return None
@@ -477,7 +504,8 @@ def _persons(resources: Resources, encounters: list[dict[str, Any]], measures: l
     strata, problems = person_strata(frame, project.strata, mapping, label=out.origin)
     out.problems.extend(problems)
     frame["birth_year"] = frame["birthDate"].astype("string").str.slice(0, 4)
-    return text_frame("persons", pd.concat([frame[["person_id", "home_site_id", "birth_year"]], strata], axis=1))
+    return text_frame("persons", pd.concat([frame[["person_id", "home_site_id", "birth_year"]], strata,
+                                            frame[[SOURCE_RECORD]]], axis=1))
 
 
 def _omb(resource: dict[str, Any], name: str) -> str | None:

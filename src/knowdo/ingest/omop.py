@@ -54,6 +54,8 @@ OMOP_COLUMNS: dict[str, tuple[str, ...]] = {
                     "visit_occurrence_id", "provider_id", "measurement_source_value"),
 }
 REQUIRED_TABLES = ("person",)
+# validate.SOURCE_RECORD_COLUMN, restated: the validator imports the connectors, so they cannot import it.
+SOURCE_RECORD = "_source_record"
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,11 @@ def _text(frame: pd.DataFrame, column: str) -> pd.Series:
     return values.str.replace(r"\.0$", "", regex=True)
 
 
+def _cite(frame: pd.DataFrame, table: str, id_column: str) -> pd.Series:
+    """Each row's source record as ``table.id_column=value`` (``visit_occurrence.visit_occurrence_id=7``)."""
+    return (f"{table}.{id_column}=" + _text(frame, id_column).fillna("")).astype(object)
+
+
 def omop_to_canonical(tables: Mapping[str, pd.DataFrame], mapping: SourceMapping, concepts: ConceptSets,
                       project: Project, out: CanonicalFrames) -> dict[str, pd.DataFrame]:
     """Canonical frames (text cells) from OMOP table frames read by the store."""
@@ -124,7 +131,7 @@ def omop_to_canonical(tables: Mapping[str, pd.DataFrame], mapping: SourceMapping
         sites = tables["care_site"]
         result["sites"] = text_frame("sites", {
             "site_id": _text(sites, "care_site_id"), "name": _text(sites, "care_site_name").fillna(""),
-            "parent_id": "", "level": "facility"})
+            "parent_id": "", "level": "facility", SOURCE_RECORD: _cite(sites, "care_site", "care_site_id")})
 
     if "provider" in tables and len(tables["provider"]):
         providers = tables["provider"]
@@ -136,7 +143,7 @@ def omop_to_canonical(tables: Mapping[str, pd.DataFrame], mapping: SourceMapping
                         column="specialty_source_value", value=text)
         result["providers"] = text_frame("providers", {
             "provider_id": _text(providers, "provider_id"), "site_id": _text(providers, "care_site_id"),
-            "cadre": cadre})
+            "cadre": cadre, SOURCE_RECORD: _cite(providers, "provider", "provider_id")})
 
     measures = _scores(tables, concepts, visit_site, person_site, out)
 
@@ -160,13 +167,15 @@ def omop_to_canonical(tables: Mapping[str, pd.DataFrame], mapping: SourceMapping
     home = _text(person, "care_site_id").fillna(person_ids.map(first["site"]))
     result["persons"] = text_frame("persons", pd.concat([pd.DataFrame({
         "person_id": person_ids, "home_site_id": home, "birth_year": _text(person, "year_of_birth"),
+        SOURCE_RECORD: _cite(person, "person", "person_id"),
     }).reset_index(drop=True), strata], axis=1))
 
     if len(visits):
         date = iso_date(_text(visits, "visit_start_date"))
         kinds = mapping.encounters.apply(_text(visits, "visit_source_value"), _text(visits, "person_id"), date)
         frame = {"encounter_id": _text(visits, "visit_occurrence_id"), "person_id": _text(visits, "person_id"),
-                 "site_id": _text(visits, "care_site_id"), "date": date, "type": kinds}
+                 "site_id": _text(visits, "care_site_id"), "date": date, "type": kinds,
+                 SOURCE_RECORD: _cite(visits, "visit_occurrence", "visit_occurrence_id")}
         if "providers" in result:
             frame["provider_id"] = _text(visits, "provider_id")
         result["encounters"] = text_frame("encounters", frame)
@@ -212,8 +221,9 @@ def _scores(tables: Mapping[str, pd.DataFrame], concepts: ConceptSets, visit_sit
             "date": iso_date(_text(rows, f"{prefix}_date")),
             "instrument": _text(rows, f"{prefix}_concept_id").map(concepts.scores),
             "total": value.loc[~empty],
+            SOURCE_RECORD: _cite(rows, table, f"{prefix}_id"),
         }))
     if not parts:
         return pd.DataFrame(columns=["measure_id", "person_id", "site_id", "encounter_id", "date", "instrument",
-                                     "total"])
+                                     "total", SOURCE_RECORD])
     return pd.concat(parts, ignore_index=True)

@@ -44,6 +44,8 @@ from knowdo.ingest.remote import DEFAULT_RETRIES, DEFAULT_TIMEOUT, ApiClient, fi
 LISTED = 20
 DEFAULT_FORM_STATUS = (2,)  # REDCap form status 2 = Complete; 1 (Unverified) is opt-in
 KEY_COLUMNS = ("redcap_event_name", "redcap_repeat_instrument", "redcap_repeat_instance")
+# validate.SOURCE_RECORD_COLUMN, restated: the validator imports the connectors, so they cannot import it.
+SOURCE_RECORD = "_source_record"
 
 # The designer CSV header and the API's names for the same dictionary columns.
 DICTIONARY_COLUMNS = {
@@ -203,10 +205,13 @@ def check_values(flat: pd.DataFrame, fields: Mapping[str, Field], out: Canonical
 
 
 def _flag(out: CanonicalFrames, flat: pd.DataFrame, bad: pd.Series, column: str, rule: str, message: str) -> None:
-    record_column = flat.columns[0]
-    for i in flat.index[bad.to_numpy()][:LISTED]:
-        out.problem(rule, message, record="record " + str(flat.at[i, record_column]), column=column,
-                    value=flat.at[i, column])
+    listed = flat.index[bad.to_numpy()][:LISTED]
+    if not len(listed):
+        return
+    rows = flat.loc[listed]
+    head, tail = _row_citations(rows, rows[flat.columns[0]].fillna("").astype(str))
+    for i in listed:
+        out.problem(rule, message, record=f"{head.at[i]}{tail.at[i]}", column=column, value=flat.at[i, column])
 
 
 def canonical_tables(flat: pd.DataFrame, fields: Mapping[str, Field], mapping: SourceMapping, project: Project,
@@ -225,6 +230,7 @@ def canonical_tables(flat: pd.DataFrame, fields: Mapping[str, Field], mapping: S
         if column not in flat:
             flat[column] = ""
     record = flat[record_field].astype(str)
+    head, tail = _row_citations(flat, record)
     site_rows = flat[site_field].astype(str).str.strip()
     home = site_rows.where(site_rows.ne("")).groupby(record).first()
     tables: dict[str, pd.DataFrame] = {}
@@ -232,7 +238,8 @@ def canonical_tables(flat: pd.DataFrame, fields: Mapping[str, Field], mapping: S
     if site_spec is not None and site_spec.choices:
         tables["sites"] = text_frame("sites", pd.DataFrame({
             "site_id": list(site_spec.choices), "name": list(site_spec.choices.values()),
-            "parent_id": "", "level": "facility"}))
+            "parent_id": "", "level": "facility",
+            SOURCE_RECORD: [f"data dictionary, field {site_field}, choice {code}" for code in site_spec.choices]}))
     instruments = _instrument_fields(fields, mapping)
     status = tuple(int(s) for s in options.get("form_status", DEFAULT_FORM_STATUS))
     rows = []
@@ -240,11 +247,13 @@ def canonical_tables(flat: pd.DataFrame, fields: Mapping[str, Field], mapping: S
     for i in flat.index:
         by_instrument: dict[str, dict[str, str]] = {}
         forms: set[str] = set()
+        form_of: dict[str, str] = {}
         for column, (instrument, item) in instruments.items():
             value = str(flat.at[i, column]).strip() if column in flat else ""
             if value:
                 by_instrument.setdefault(instrument, {})["total" if item is None else f"item_{item}"] = value
                 forms.add(fields[column].form if column in fields else "")
+                form_of.setdefault(instrument, fields[column].form if column in fields else "")
         if not by_instrument:
             continue
         complete = [str(flat.at[i, f"{form}_complete"]).strip() for form in forms if f"{form}_complete" in flat]
@@ -257,15 +266,21 @@ def canonical_tables(flat: pd.DataFrame, fields: Mapping[str, Field], mapping: S
         encounter = ":".join(str(x) for x in (record.iloc[i], flat.at[i, "redcap_event_name"],
                                               flat.at[i, "redcap_repeat_instrument"],
                                               flat.at[i, "redcap_repeat_instance"]) if str(x))
+        repeating = str(flat.at[i, "redcap_repeat_instrument"]).strip()
         for instrument, values in by_instrument.items():
+            form = repeating or form_of.get(instrument, "")
             rows.append({"measure_id": f"{encounter}:{instrument}", "person_id": record.iloc[i],
                          "site_id": home.get(record.iloc[i], ""), "encounter_id": encounter, "date": date,
-                         "instrument": instrument, "_event": flat.at[i, "redcap_event_name"], **values})
+                         "instrument": instrument, "_event": flat.at[i, "redcap_event_name"], **values,
+                         SOURCE_RECORD: f"{head.iloc[i]}, instrument {form}{tail.iloc[i]}" if form
+                         else f"{head.iloc[i]}{tail.iloc[i]}",
+                         "_row": f"{head.iloc[i]}{tail.iloc[i]}"})
     if skipped:
         out.problem("redcap-form-status", f"{skipped} instrument row(s) whose form is not complete (status not in "
                     f"{list(status)}) were left out; set form_status = [1, 2] to count unverified forms",
                     severity="warning")
     persons = pd.DataFrame({"person_id": record.drop_duplicates().to_numpy()})
+    persons[SOURCE_RECORD] = "record " + persons["person_id"]
     persons["home_site_id"] = persons["person_id"].map(home)
     attributes = _person_attributes(flat, record, fields, names, rows)
     strata, problems = person_strata(attributes.reindex(persons["person_id"]).reset_index(drop=True),
@@ -273,16 +288,30 @@ def canonical_tables(flat: pd.DataFrame, fields: Mapping[str, Field], mapping: S
     out.problems.extend(problems)
     birth = attributes.reindex(persons["person_id"])["birth_date"] if "birth_date" in attributes else None
     persons["birth_year"] = birth.astype("string").str.slice(0, 4).to_numpy() if birth is not None else ""
-    tables["persons"] = text_frame("persons", pd.concat([persons, strata], axis=1))
+    tables["persons"] = text_frame("persons", pd.concat([persons.drop(columns=SOURCE_RECORD), strata,
+                                                         persons[[SOURCE_RECORD]]], axis=1))
     if rows:
         measures = pd.DataFrame(rows)
         encounters = measures.drop_duplicates("encounter_id")
         kinds = mapping.encounters.apply(encounters["_event"], encounters["person_id"], encounters["date"])
         tables["encounters"] = text_frame("encounters", {
             "encounter_id": encounters["encounter_id"], "person_id": encounters["person_id"],
-            "site_id": encounters["site_id"], "date": encounters["date"], "type": kinds})
-        tables["measures"] = text_frame("measures", measures.drop(columns=["_event"]))
+            "site_id": encounters["site_id"], "date": encounters["date"], "type": kinds,
+            SOURCE_RECORD: encounters["_row"]})
+        tables["measures"] = text_frame("measures", measures.drop(columns=["_event", "_row"]))
     return tables
+
+
+def _row_citations(flat: pd.DataFrame, record: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Each export row as REDCap names it, split around the instrument: ``record 3, event baseline_arm_1`` and
+    ``, instance 2`` (parts the project does not use are left out), built column-wise."""
+    blank = pd.Series("", index=flat.index)
+    head = "record " + record
+    event = flat.get("redcap_event_name", blank).fillna("").astype(str).str.strip()
+    head = head.where(event.eq(""), head + ", event " + event)
+    instance = flat.get("redcap_repeat_instance", blank).fillna("").astype(str).str.strip()
+    tail = blank.where(instance.eq(""), ", instance " + instance)
+    return head, tail
 
 
 def _instrument_fields(fields: Mapping[str, Field], mapping: SourceMapping) -> dict[str, tuple[str, int | None]]:
