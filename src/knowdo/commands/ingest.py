@@ -91,9 +91,10 @@ def ingest(
                 summary = store.load(data, project)
                 changes = summary.changes if summary.changes is not None else compare_tables({}, {})
                 if aggregates is not None and len(aggregates):
+                    # the stored tables, not the pull: an appended pull may hold only the latest month
                     quality = loaded_data_quality(
-                        start=project.start, end=project.end, sites=data.tables.get("sites"),
-                        arrivals=store.arrivals(), loads=store.loads(), aggregates=aggregates)
+                        start=project.start, end=project.end, sites=store.table("sites"),
+                        arrivals=store.arrivals(), loads=store.loads(), aggregates=store.table("aggregates"))
             result["load"] = summary.to_dict()
         result["changes"] = changes.to_dict()
         if quality is not None:
