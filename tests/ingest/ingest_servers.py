@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +23,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
+
+import pytest
 
 
 @dataclass
@@ -164,3 +167,23 @@ def postgres_cluster(base: Path) -> Iterator[Cluster]:
     finally:
         with contextlib.suppress(subprocess.SubprocessError):
             run("pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop")
+
+
+@contextlib.contextmanager
+def throwaway_postgres() -> Iterator[Cluster]:
+    """A PostgreSQL server in a fresh temporary folder for one test module.
+
+    Without the server binaries the test fails under CI (they are part of the test set-up) and
+    skips with the reason elsewhere.
+    """
+    if postgres_bin() is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("PostgreSQL (Debian package postgresql) must be installed under CI")
+        pytest.skip("PostgreSQL server binaries are not installed")
+    base = Path(tempfile.mkdtemp(prefix="knowdo-pg-"))
+    base.chmod(0o755)  # the server runs as 'postgres' when tests run as root
+    try:
+        with postgres_cluster(base) as cluster:
+            yield cluster
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

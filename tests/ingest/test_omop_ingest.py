@@ -10,9 +10,6 @@ as 1 July, so 38 on 2024-01-15.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +17,7 @@ import duckdb
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from ingest_servers import Cluster, postgres_bin, postgres_cluster
+from ingest_servers import Cluster, throwaway_postgres
 
 from knowdo.config import Project, parse_project
 from knowdo.ingest import validate_sources
@@ -109,17 +106,8 @@ def test_omop_needs_the_store_readers(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[Cluster]:
-    if postgres_bin() is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("PostgreSQL (Debian package postgresql) must be installed under CI")
-        pytest.skip("PostgreSQL server binaries are not installed")
-    base = Path(tempfile.mkdtemp(prefix="knowdo-pg-"))
-    base.chmod(0o755)  # the server runs as 'postgres' when tests run as root
-    try:
-        with postgres_cluster(base) as cluster:
-            yield cluster
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    with throwaway_postgres() as cluster:
+        yield cluster
 
 
 def test_omop_from_postgresql(postgres: Cluster, shared_dir: Path, tmp_path: Path) -> None:

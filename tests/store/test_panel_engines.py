@@ -10,10 +10,7 @@ local session (Java 17).
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -41,7 +38,7 @@ from knowdo.store.engines import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ingest"))  # the shared PostgreSQL fixture helpers
-from ingest_servers import Cluster, postgres_bin, postgres_cluster
+from ingest_servers import Cluster, throwaway_postgres
 
 pytestmark = [  # deprecations inside Ibis 12 and PySpark 4.0 under DuckDB 2 and pandas 3, not in knowdo
     pytest.mark.filterwarnings("ignore:fetch_arrow_table:DeprecationWarning"),
@@ -75,17 +72,8 @@ def programme(tmp_path_factory: pytest.TempPathFactory) -> Programme:
 
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[Cluster]:
-    if postgres_bin() is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("PostgreSQL (Debian package postgresql) must be installed under CI")
-        pytest.skip("PostgreSQL server binaries are not installed")
-    base = Path(tempfile.mkdtemp(prefix="knowdo-pg-"))
-    base.chmod(0o755)  # the server runs as 'postgres' when tests run as root
-    try:
-        with postgres_cluster(base) as cluster:
-            yield cluster
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    with throwaway_postgres() as cluster:
+        yield cluster
 
 
 def _start_spark(warehouse: Path) -> SparkSession:
