@@ -20,6 +20,9 @@ import pandas as pd
 from knowdo.errors import Problem
 from knowdo.schema import TABLES
 
+# optional column a connector adds: where each canonical row came from (e.g. "dataValues[12]"), for error reports
+SOURCE_RECORD = "_source_record"
+
 
 @dataclass
 class CanonicalFrames:

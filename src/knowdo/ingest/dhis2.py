@@ -33,7 +33,7 @@ import pyarrow.csv as pa_csv
 
 from knowdo.config import Project, Source
 from knowdo.errors import ConfigError, Problem, SchemaError
-from knowdo.ingest.canonical import CanonicalFrames, sha256_bytes, sha256_files, text_frame
+from knowdo.ingest.canonical import SOURCE_RECORD, CanonicalFrames, sha256_bytes, sha256_files, text_frame
 from knowdo.ingest.dhis2_http import (
     DEFAULT_PAGE_SIZE,
     analytics,
@@ -44,7 +44,7 @@ from knowdo.ingest.dhis2_http import (
 )
 from knowdo.ingest.dhis2_http import tracked_entities as http_tracked_entities
 from knowdo.ingest.dhis2_periods import PeriodFormatError, parse_period
-from knowdo.ingest.dhis2_tracker import SOURCE_RECORD, tracked_entities, tracker_list_key, tracker_tables
+from knowdo.ingest.dhis2_tracker import tracked_entities, tracker_list_key, tracker_tables
 from knowdo.ingest.mapping import SourceMapping, load_mapping
 from knowdo.ingest.remote import DEFAULT_RETRIES, DEFAULT_TIMEOUT, ApiClient
 

@@ -20,11 +20,9 @@ from typing import Any
 import pandas as pd
 
 from knowdo.config import Stratum
-from knowdo.ingest.canonical import CanonicalFrames, text_frame
+from knowdo.ingest.canonical import SOURCE_RECORD, CanonicalFrames, text_frame
 from knowdo.ingest.mapping import SourceMapping, age_in_years, iso_date, person_strata
 
-# validate.SOURCE_RECORD_COLUMN, restated: the validator imports the connectors, so they cannot import it.
-SOURCE_RECORD = "_source_record"
 ENTITY_KEYS = ("trackedEntities", "instances", "trackedEntityInstances")  # 2.41+, 2.40, pre-2.40 list names
 
 # Old (pre-2.41, /api/trackedEntityInstances) field names and their current names.

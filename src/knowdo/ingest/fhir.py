@@ -42,12 +42,10 @@ from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
 from knowdo.config import Project
-from knowdo.ingest.canonical import CanonicalFrames, text_frame
+from knowdo.ingest.canonical import SOURCE_RECORD, CanonicalFrames, text_frame
 from knowdo.ingest.mapping import SourceMapping, age_in_years, person_strata
 
 LOINC = "http://loinc.org"
-# validate.SOURCE_RECORD_COLUMN, restated: the validator imports the connectors, so they cannot import it.
-SOURCE_RECORD = "_source_record"
 LISTED = 20  # problems listed one by one per rule
 
 # LOINC codes (data-standards.md 2.1; each passes the LOINC mod-10 check digit).

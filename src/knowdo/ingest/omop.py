@@ -32,7 +32,7 @@ import pandas as pd
 
 from knowdo.config import Project
 from knowdo.errors import ConfigError
-from knowdo.ingest.canonical import CanonicalFrames, text_frame
+from knowdo.ingest.canonical import SOURCE_RECORD, CanonicalFrames, text_frame
 from knowdo.ingest.mapping import SourceMapping, age_in_years, cadre_of, iso_date, person_strata
 from knowdo.schema import INSTRUMENTS
 
@@ -54,8 +54,6 @@ OMOP_COLUMNS: dict[str, tuple[str, ...]] = {
                     "visit_occurrence_id", "provider_id", "measurement_source_value"),
 }
 REQUIRED_TABLES = ("person",)
-# validate.SOURCE_RECORD_COLUMN, restated: the validator imports the connectors, so they cannot import it.
-SOURCE_RECORD = "_source_record"
 
 
 @dataclass(frozen=True)

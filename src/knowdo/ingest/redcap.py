@@ -37,15 +37,13 @@ import pandas as pd
 
 from knowdo.config import Project, Source
 from knowdo.errors import ConfigError, SchemaError
-from knowdo.ingest.canonical import CanonicalFrames, sha256_bytes, sha256_files, text_frame
+from knowdo.ingest.canonical import SOURCE_RECORD, CanonicalFrames, sha256_bytes, sha256_files, text_frame
 from knowdo.ingest.mapping import SourceMapping, age_in_years, load_mapping, person_strata
 from knowdo.ingest.remote import DEFAULT_RETRIES, DEFAULT_TIMEOUT, ApiClient, find_credentials
 
 LISTED = 20
 DEFAULT_FORM_STATUS = (2,)  # REDCap form status 2 = Complete; 1 (Unverified) is opt-in
 KEY_COLUMNS = ("redcap_event_name", "redcap_repeat_instrument", "redcap_repeat_instance")
-# validate.SOURCE_RECORD_COLUMN, restated: the validator imports the connectors, so they cannot import it.
-SOURCE_RECORD = "_source_record"
 
 # The designer CSV header and the API's names for the same dictionary columns.
 DICTIONARY_COLUMNS = {

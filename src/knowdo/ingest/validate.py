@@ -25,6 +25,7 @@ import pandas as pd
 
 from knowdo.config import Project
 from knowdo.errors import Problem, SchemaError
+from knowdo.ingest.canonical import SOURCE_RECORD
 from knowdo.ingest.files import RawSource, SourceReader, read_sources
 from knowdo.schema import INSTRUMENTS, ITEM_COLUMNS, LOAD_ORDER, TABLES, Column, Table
 
@@ -32,7 +33,6 @@ LISTED_PER_RULE = 20  # rows listed one by one per file, column and rule; the re
 ROW_COLUMN = "_row"
 FILE_COLUMN = "_file"
 RECORD_COLUMN = "_record_ref"  # where a connector's row came from; None for rows of the user's own files
-SOURCE_RECORD_COLUMN = "_source_record"  # optional: a connector's own name for each row's source record
 HIDDEN_COLUMNS = (ROW_COLUMN, FILE_COLUMN, RECORD_COLUMN)
 
 
@@ -153,8 +153,8 @@ def validate_sources(sources: Iterable[RawSource], project: Project) -> Validate
 
 def _source_records(frame: pd.DataFrame, source: RawSource) -> pd.Series:
     """Each connector row's source record: the connector's own name for it, else its key as read."""
-    if SOURCE_RECORD_COLUMN in frame.columns:
-        named = frame[SOURCE_RECORD_COLUMN].astype("string").fillna("").astype(str)
+    if SOURCE_RECORD in frame.columns:
+        named = frame[SOURCE_RECORD].astype("string").fillna("").astype(str)
         if (named != "").all():
             return named
     key = [c for c in TABLES[source.table].key if c in frame.columns] if source.table in TABLES else []
@@ -163,8 +163,8 @@ def _source_records(frame: pd.DataFrame, source: RawSource) -> pd.Series:
     text = "record " + key[0] + "=" + frame[key[0]].astype("string").fillna("").astype(str)
     for column in key[1:]:
         text = text + ", " + column + "=" + frame[column].astype("string").fillna("").astype(str)
-    if SOURCE_RECORD_COLUMN in frame.columns:  # keep the connector's names where it gave them
-        named = frame[SOURCE_RECORD_COLUMN].astype("string").fillna("").astype(str)
+    if SOURCE_RECORD in frame.columns:  # keep the connector's names where it gave them
+        named = frame[SOURCE_RECORD].astype("string").fillna("").astype(str)
         text = text.where(named == "", named)
     return text.astype(object)
 
@@ -191,7 +191,7 @@ def _type_table(
         )
     if missing:
         return None
-    known = set(expected_columns(table, project)) | {*HIDDEN_COLUMNS, SOURCE_RECORD_COLUMN}
+    known = set(expected_columns(table, project)) | {*HIDDEN_COLUMNS, SOURCE_RECORD}
     for name in sorted(present - known):
         warnings.append(
             Problem(label, "unknown-column", f"not a column of '{table.name}'; it is ignored", column=name,
