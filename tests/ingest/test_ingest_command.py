@@ -123,3 +123,27 @@ def test_connector_rows_are_located_by_source_record_and_warnings_kept(tmp_path:
     with pytest.raises(SchemaError) as caught:
         validate_sources([RawSource("sites", keyed.path, bad, None, origin="ou.json [sites]")], project)
     assert caught.value.problems[0].file == "ou.json [sites] record site_id=A"
+
+
+def test_data_quality_after_an_appended_pull_counts_the_stored_months(shared_dir: Path, tmp_path: Path) -> None:
+    examples = shared_dir / "domain" / "data-standards-examples"
+    body = json.loads((examples / "dhis2_dataValueSets_export.json").read_text())
+    first_month = {v["period"] for v in body["dataValues"]}
+    assert len(first_month) == 1  # the example pull holds one month; the second pull below holds only the next
+    data = tmp_path / "pull.json"
+    data.write_text(json.dumps(body))
+    project = _write(tmp_path / "p", tmp_path, "pull.json")
+    config = project / "knowdo.toml"
+    config.write_text(config.read_text().replace(
+        f'"{tmp_path / "dhis2_organisationUnits.json"}"', f'"{examples / "dhis2_organisationUnits.json"}"').replace(
+        f'"{tmp_path / "dhis2_organisationUnitLevels.json"}"', f'"{examples / "dhis2_organisationUnitLevels.json"}"')
+        + 'mode = "append"\n')
+    runner = CliRunner()
+    assert runner.invoke(app, ["ingest", str(project)]).exit_code == 0
+    body["dataValues"] = [dict(v, period="202402") for v in body["dataValues"]]
+    data.write_text(json.dumps(body))
+    result = runner.invoke(app, ["ingest", str(project), "--json"])
+    assert result.exit_code == 0, result.output
+    completeness = json.loads(result.stdout)["data_quality"]["completeness"]
+    # the pull alone has one month per series; the stored (merged) table has two
+    assert [(c["reported"], c["expected"]) for c in completeness] == [(2, 36), (2, 36)]
