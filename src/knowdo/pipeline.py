@@ -23,6 +23,7 @@ from knowdo.complexity.section import scenario_section
 from knowdo.config import Project, load_project
 from knowdo.designs.did import did_on_panel
 from knowdo.designs.effect import Effect
+from knowdo.designs.imputation import imputation_on_panel
 from knowdo.designs.planner.advisor import advise_file
 from knowdo.equity.section import equity_report
 from knowdo.errors import KnowdoError
@@ -159,17 +160,24 @@ def run_project(path: str | Path, progress: Progress = _quiet, *, truth: dict[st
 
 
 def _effects(panel: pd.DataFrame, project: Project) -> list[Effect]:
-    """Callaway & Sant'Anna on treatment starts per 1,000 adults, when the rollout is staggered.
+    """Staggered DiD of treatment starts per 1,000 adults, when the rollout is staggered.
 
-    The last months are dropped: a screen there has not had its full window to start treatment.
+    The imputation estimator is the headline: it uses every untreated month of a clinic, so it stays
+    well calibrated on sparse monthly counts (docs/studies/did-coverage.md); Callaway & Sant'Anna follows
+    as the robustness check that compares each cohort only with its month before the start. The last
+    months are dropped: a screen there has not had its full window to start treatment.
     """
     if panel["first_treated"].isna().all():
         return []
     cutoff = (pd.Timestamp(project.end).to_period("M") - CENSORED_MONTHS).to_timestamp()
-    try:
-        return [did_on_panel(panel[panel["period"] <= cutoff], "started")]
-    except KnowdoError:
-        return []  # too few treated or comparison clinics: the report then has no effects section
+    window = panel[panel["period"] <= cutoff]
+    effects = []
+    for estimator in (imputation_on_panel, did_on_panel):
+        try:
+            effects.append(estimator(window, "started"))
+        except KnowdoError:
+            continue  # too few treated or comparison clinics for this estimator
+    return effects
 
 
 def _strategy_evidence(rollout: pd.DataFrame, providers: pd.DataFrame, encounters: pd.DataFrame,

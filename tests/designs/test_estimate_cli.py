@@ -55,6 +55,18 @@ def test_did_reproduces_r_did_simple_att(app: typer.Typer, shared_dir: Path) -> 
     assert payload["settings"]["cohort"] == "first.treat"
 
 
+def test_did_imputation_reproduces_the_peer_event_study(app: typer.Typer, shared_dir: Path) -> None:
+    payload = _json(app, "did-imputation", "--data", str(shared_dir / "reference" / "mpdta.csv"), "--outcome",
+                    "lemp", "--unit", "countyreal", "--time", "year", "--cohort", "first.treat",
+                    "--option", "pretrend_periods=2")
+    # CausalPy 0.9 imputation estimator on mpdta, e = 0..3 [reference/README.md section 1c]
+    path = {row["time"]: row["estimate"] for row in payload["path"]}
+    for event_time, value in {0: -0.0311, 1: -0.0522, 2: -0.1361, 3: -0.1047}.items():
+        assert path[event_time] == pytest.approx(value, abs=5e-5)
+    assert payload["ci_low"] < payload["estimate"] < payload["ci_high"]
+    assert payload["settings"]["pretrend_periods"] == 2 and payload["diagnostics"]["pretrend_df"] == 2
+
+
 def test_rd_reproduces_rdrobust_senate(app: typer.Typer, shared_dir: Path) -> None:
     payload = _json(app, "rd", "--data", str(shared_dir / "reference" / "rdrobust_senate.csv"),
                     "--outcome", "vote", "--running", "margin")

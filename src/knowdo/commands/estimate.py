@@ -1,6 +1,8 @@
 """``knowdo estimate``: fit one causal design on a CSV file, for scripts and quick checks.
 
     knowdo estimate did --data mpdta.csv --outcome lemp --unit countyreal --time year --cohort first.treat --json
+    knowdo estimate did-imputation --data mpdta.csv --outcome lemp --unit countyreal --time year \
+        --cohort first.treat --option pretrend_periods=3 --json
     knowdo estimate rd --data senate.csv --outcome vote --running margin --json
     knowdo estimate its --data aces.csv --outcome aces --time time --start 37 --family quasipoisson \
         --offset stdpop --seasonality fourier --season month --option slope_change=false --json
@@ -49,6 +51,7 @@ from knowdo.designs.cluster_trials import ClusterTrial, stepped_wedge
 from knowdo.designs.did import CallawaySantAnna, did
 from knowdo.designs.effect import Effect
 from knowdo.designs.emulation import TrialEmulation, emulate
+from knowdo.designs.imputation import ImputationDiD, imputation_did
 from knowdo.designs.its import InterruptedTimeSeries, its
 from knowdo.designs.rd import RegressionDiscontinuity, rd
 from knowdo.designs.sdid import SyntheticDiD, sdid
@@ -78,6 +81,8 @@ DESIGNS: dict[str, _Design] = {
     "did": _Design(did, CallawaySantAnna, ("outcome", "unit", "time", "cohort"),
                    ("covariates", "cluster", "control_group", "est_method", "bootstrap", "n_boot", "seed"),
                    extra=("strata",)),
+    "did-imputation": _Design(imputation_did, ImputationDiD, ("outcome", "unit", "time", "cohort"),
+                              ("covariates", "cluster"), extra=("strata",)),
     "its": _Design(its, InterruptedTimeSeries, ("outcome", "start"),
                    ("time", "family", "offset", "seasonality", "season", "group")),
     "scm": _Design(synthetic_control, SyntheticControl, ("outcome", "treated_unit", "treatment_time"),

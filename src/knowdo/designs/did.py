@@ -100,6 +100,7 @@ from knowdo.designs.did_inference import (
     summarise_draws,
 )
 from knowdo.designs.effect import Effect
+from knowdo.designs.panel_input import COHORT, MONTH, RATE, rate_frame
 from knowdo.designs.pretrends import PretrendTest, wald_pretrend
 from knowdo.errors import ParameterError
 
@@ -613,15 +614,6 @@ def did(data: pd.DataFrame, *, strata: Sequence[str] | None = None, **settings: 
     return CallawaySantAnna(**settings).fit(data, strata=strata).result_
 
 
-# Internal column names for the panel adapter; prefixed so they cannot collide with panel columns.
-_MONTH, _COHORT, _RATE = "_did_month", "_did_cohort", "_did_rate"
-
-
-def _month_number(values: pd.Series) -> np.ndarray:
-    dates = pd.to_datetime(values)
-    return (dates.dt.year * 12 + dates.dt.month - 1).to_numpy(dtype=float)
-
-
 def did_on_panel(
     panel: pd.DataFrame,
     outcome: str,
@@ -656,37 +648,11 @@ def did_on_panel(
     >>> round(did_on_panel(panel, "started").estimate, 6)
     3.0
     """
-    frame = require_frame(panel, DESIGN)
-    require_columns(frame, [unit, "period", "first_treated", outcome, denominator], DESIGN)
-    if not isinstance(per, (int, float)) or not per > 0:
-        raise ParameterError(f"{DESIGN}: per={per!r} must be a positive number, e.g. 1000.")
-    for name in ("outcome", "unit", "time", "cohort"):
-        if name in settings:
-            raise ParameterError(f"{DESIGN}: did_on_panel sets {name!r} itself; do not pass it.")
-    month = _month_number(frame["period"])
-    start = _month_number(frame["first_treated"])
-    origin = np.nanmin(np.concatenate([month, start])) - 1
-    denom = pd.to_numeric(frame[denominator], errors="coerce").to_numpy(dtype=float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rate = pd.to_numeric(frame[outcome], errors="coerce").to_numpy(dtype=float) / denom * per
-    rate[~(denom > 0)] = np.nan
-    work = frame.assign(
-        **{_MONTH: month - origin, _COHORT: np.nan_to_num(start - origin, nan=0.0), _RATE: rate}
-    )
+    rates = rate_frame(panel, outcome, per, denominator, unit, DESIGN, settings)
     settings.setdefault("unbalanced", "drop")
     # Programme panels have few sites per rollout cohort; R did's normal interval under-covers there
     # (docs/studies/did-coverage.md), so the example-programme path uses the small-sample t interval.
     settings.setdefault("small_sample", "satterthwaite")
-    effect = did(work, outcome=_RATE, unit=unit, time=_MONTH, cohort=_COHORT, **settings)
-    per_text = f"{per:,.0f}" if float(per).is_integer() else f"{per:g}"
-    settings_out = {
-        **effect.settings,
-        "outcome": f"{outcome}_per_{per_text.replace(',', '')}",
-        "unit": unit,
-        "time": "month index",
-        "cohort": "first_treated month index",
-        "denominator": denominator,
-        "per": per,
-    }
-    estimand = f"{effect.estimand}; outcome: {outcome} per {per_text} {denominator} per month"
+    effect = did(rates.data, outcome=RATE, unit=unit, time=MONTH, cohort=COHORT, **settings)
+    settings_out, estimand = rates.describe(dict(effect.settings), effect.estimand)
     return replace(effect, estimand=estimand, settings=settings_out)

@@ -53,15 +53,19 @@ def effects_section(effects: Sequence[Effect], truth: Mapping[str, Any] | None =
         overall = targets[(targets["dimension"] == "all") & (targets["stratum"] == "all")]
         if len(overall) and effects:
             value = float(overall["att"].iloc[0])
-            first = effects[0]
-            inside = "inside" if first.conf_low <= value <= first.conf_high else "outside"
-            notes.insert(0, f"The generator's true effect is {value:.3f} per 1,000 adults per month; the estimate "
-                            f"is {first.estimate:.3f} ({first.conf_low:.3f} to {first.conf_high:.3f}), so the truth "
-                            f"lies {inside} the 95% interval.")
+            notes.insert(0, f"The generator's true effect is {value:.3f} per 1,000 adults per month.")
+            for position, effect in enumerate(effects, start=1):
+                inside = "inside" if effect.conf_low <= value <= effect.conf_high else "outside"
+                notes.insert(position, f"{effect.design}: the estimate is {effect.estimate:.3f} "
+                                       f"({effect.conf_low:.3f} to {effect.conf_high:.3f}), so the truth lies "
+                                       f"{inside} the 95% interval.")
     intro = ("The programme was rolled out in waves, so its effect is estimated by comparing clinics that had "
-             "started with clinics that had not yet (or never) started, month by month (Callaway and "
-             "Sant'Anna's staggered difference-in-differences). The effect is shown for everyone and for each "
-             "equity group, with the path over months since rollout.")
+             "started with clinics that had not yet (or never) started (staggered difference-in-differences). "
+             "The headline uses the imputation estimator (Borusyak, Jaravel and Spiess), which predicts each "
+             "started clinic's months from its own months before the start and the other clinics' trends; "
+             "Callaway and Sant'Anna's estimator, which compares each wave with its month before the start, "
+             "follows as a check. Each is shown for everyone and for each equity group, with the path over "
+             "months since rollout.")
     return ReportSection("Effects of the programme", intro, tables=tables, charts=charts, notes=notes, key="effects")
 
 

@@ -28,8 +28,8 @@ import altair as alt
 import pandas as pd
 
 from knowdo.config import Project
-from knowdo.designs.did import did_on_panel
 from knowdo.designs.effect import Effect
+from knowdo.designs.imputation import imputation_on_panel
 from knowdo.equity import equity_report
 from knowdo.errors import ParameterError
 from knowdo.outcomes import OutcomeResult, OutcomeSet
@@ -415,12 +415,13 @@ def effects_panel(inputs: AnalysisInputs) -> PanelView | None:
     panel = inputs.panel
     if "first_treated" not in panel.columns or panel["first_treated"].notna().sum() == 0:
         return None
-    effect = did_on_panel(panel, "started", **dict(inputs.options.get("effects", {})))
+    effect = imputation_on_panel(panel, "started", **dict(inputs.options.get("effects", {})))
     return effect_view(
         effect, inputs.project, key="effects", title="Effects: what the programme changed",
         intro=("Sites started the programme at different times, so sites not yet started serve as the comparison "
-               "for those that had (staggered difference-in-differences). The figure is the average change in "
-               "treatment starts per 1,000 adults per month in started sites."))
+               "for those that had (staggered difference-in-differences, imputation estimator: each started site's "
+               "months are compared with what its own earlier months and the other sites' trends predict). The "
+               "figure is the average change in treatment starts per 1,000 adults per month in started sites."))
 
 
 for _order, (_key, _title, _build) in enumerate((
