@@ -40,6 +40,7 @@ from typing import Any, Self
 import numpy as np
 import pandas as pd
 import scipy.linalg
+import scipy.sparse
 from scipy import stats
 
 from knowdo.designs._frames import (
@@ -454,56 +455,48 @@ def _theorem3_se(
     w: _Work, first: _FirstStage, rows: np.ndarray, tau: np.ndarray, weights: np.ndarray, leave_out: bool
 ) -> np.ndarray:
     """Clustered conservative SEs (Theorem 3) of ``weights.T @ tau``, one per estimand column."""
-    n_units, n_periods = w.n_units, w.n_periods
-    u1, t1, x1 = w.unit[rows], w.period[rows], w.x[rows]
+    n_units, n_periods, n_rows = w.n_units, w.n_periods, len(rows)
+    to_unit = scipy.sparse.csr_matrix((np.ones(n_rows), (w.unit[rows], np.arange(n_rows))), shape=(n_units, n_rows))
+    to_period = scipy.sparse.csr_matrix(
+        (np.ones(n_rows), (w.period[rows], np.arange(n_rows))), shape=(n_periods, n_rows)
+    )
     # Untreated weights v0 = -Z0 (Z0'Z0)^-1 Z1' w, solved blockwise: unit block diagonal, rest through the Schur
     # complement. Only their inner products with the first-stage residuals are needed.
-    r_unit = np.stack([np.bincount(u1, weights[:, j], minlength=n_units) for j in range(weights.shape[1])], 1)
-    r_period = np.stack([np.bincount(t1, weights[:, j], minlength=n_periods) for j in range(weights.shape[1])], 1)
-    r_other = np.vstack([r_period[1:], x1.T @ weights])
+    r_unit = to_unit @ weights
+    r_other = np.vstack([(to_period @ weights)[1:], w.x[rows].T @ weights])
     b = _solve(first.schur, r_other - first.cross.T @ (r_unit / first.unit_count[:, None]))
     # sum_t v0_it e_it per unit; the unit-effect part vanishes because residuals sum to zero within a unit.
     b_period = np.vstack([np.zeros((1, weights.shape[1])), b[: n_periods - 1]])
     untreated_score = -(first.residual_by_unit_period @ b_period + first.residual_x_by_unit @ b[n_periods - 1 :])
-    residual = _treated_residuals(w, rows, tau, weights, leave_out)
-    treated_score = np.stack(
-        [np.bincount(u1, weights[:, j] * residual[:, j], minlength=n_units) for j in range(weights.shape[1])], 1
-    )
-    score = untreated_score + treated_score
+    residual = _treated_residuals(w, rows, tau, leave_out)
+    score = untreated_score + to_unit @ (weights * residual[:, None])
     unit_cluster = np.zeros(n_units, dtype=np.int64)
     unit_cluster[w.unit] = w.cluster
-    by_cluster = np.stack(
-        [np.bincount(unit_cluster, score[:, j], minlength=w.n_clusters) for j in range(weights.shape[1])], 1
+    to_cluster = scipy.sparse.csr_matrix(
+        (np.ones(n_units), (unit_cluster, np.arange(n_units))), shape=(w.n_clusters, n_units)
     )
-    return np.sqrt((by_cluster**2).sum(axis=0))
+    return np.asarray(np.sqrt(((to_cluster @ score) ** 2).sum(axis=0))).ravel()
 
 
-def _treated_residuals(
-    w: _Work, rows: np.ndarray, tau: np.ndarray, weights: np.ndarray, leave_out: bool
-) -> np.ndarray:
-    """tau minus its equation-8 auxiliary average within the cohort x event-time group, per estimand column.
+def _treated_residuals(w: _Work, rows: np.ndarray, tau: np.ndarray, leave_out: bool) -> np.ndarray:
+    """tau minus its equation-8 auxiliary average within its cohort x event-time group.
 
-    With one row per unit and period, a unit has at most one observation in a group, so equation 8's
-    unit-clustered average is ``sum v^2 tau / sum v^2`` over the group; the leave-out version drops the
-    unit's own term. A group with a single contributing unit keeps its plain average (residual 0).
+    Every estimand here weights the rows of a cohort x event-time group equally (or leaves the whole group
+    out), and a unit has one row per group, so equation 8's average is the group's plain mean of tau for
+    every estimand; the leave-out version drops the unit's own row. A group with a single unit keeps its
+    plain mean (residual 0): its spread cannot be estimated.
     """
-    group = pd.factorize(pd.MultiIndex.from_arrays([w.cohort[rows], w.event_time[rows]]))[0]
-    out = np.zeros_like(weights)
-    for j in range(weights.shape[1]):
-        v2 = weights[:, j] ** 2
-        num = np.bincount(group, v2 * tau)
-        den = np.bincount(group, v2)
-        own_num, own_den = num[group], den[group]
-        if leave_out:
-            rest = own_den - v2
-            alone = rest <= 0
-            with np.errstate(invalid="ignore", divide="ignore"):
-                aux = np.where(alone, own_num / own_den, (own_num - v2 * tau) / rest)
-        else:
-            with np.errstate(invalid="ignore", divide="ignore"):
-                aux = own_num / own_den
-        out[:, j] = np.where(v2 > 0, tau - aux, 0.0)
-    return out
+    cohort = pd.factorize(w.cohort[rows])[0].astype(np.int64)
+    event = pd.factorize(w.event_time[rows])[0].astype(np.int64)
+    group = pd.factorize(cohort * (int(event.max()) + 1) + event)[0]
+    size = np.bincount(group)[group].astype(float)
+    total = np.bincount(group, tau)[group]
+    if leave_out:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            aux = np.where(size > 1, (total - tau) / (size - 1), tau)
+    else:
+        aux = total / size
+    return tau - aux
 
 
 def imputation_did(data: pd.DataFrame, *, strata: Sequence[str] | None = None, **settings: Any) -> Effect:
