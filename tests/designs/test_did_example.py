@@ -127,7 +127,10 @@ def test_imputation_recovers_truth_with_strata(example: tuple[pd.DataFrame, obje
     target = truth.att("started_per_1000", weights="cells", through=cutoff)  # type: ignore[attr-defined]
     assert abs(eff.estimate - target) < 3 * eff.std_error
     assert eff.conf_low > 0
-    assert eff.path is not None and (eff.path["time"] >= 0).all()
+    assert eff.path is not None
+    leads = eff.path[eff.path["source"] == "pre-trend test lead"]
+    assert list(leads["time"]) == [-3.0, -2.0, -1.0]  # the three tested leads, then the imputed effects
+    assert (eff.path.loc[eff.path["source"] == "imputed effect", "time"] >= 0).all()
     strata = eff.strata
     assert strata is not None and strata["estimate"].notna().all()
     for row in strata.query("dimension == 'wealth_quintile'").itertuples():

@@ -173,8 +173,10 @@ def test_units_without_untreated_rows_are_left_out_and_counted() -> None:
 def test_anticipation_moves_periods_out_of_the_first_stage() -> None:
     frame, _ = _staggered_panel(seed=2)
     effect = imputation_did(frame, outcome="y", unit="id", time="t", cohort="g", anticipation=1)
-    path = effect.path.set_index("time")  # type: ignore[union-attr]
-    assert -1.0 in path.index and -2.0 not in path.index  # the anticipation period is estimated, not assumed 0
+    source = effect.path.set_index("time")["source"]  # type: ignore[union-attr]
+    # The anticipation period is estimated as an effect, not assumed untreated; the leads before it are tested.
+    assert source[-1.0] == "imputed effect"
+    assert [source[t] for t in (-4.0, -3.0, -2.0)] == ["pre-trend test lead"] * 3
     treated = ((frame["g"] > 0) & (frame["t"] >= frame["g"])).sum()
     assert effect.diagnostics["treated_observations"] == treated
 

@@ -217,8 +217,8 @@ class ImputationDiD:
             weights[here, j] = 1.0 / here.sum()
         estimates = weights.T @ tau
         se = _theorem3_se(work, first, treated_rows, tau, weights, self.leave_out)
-        test = self._pretrend(work, first) if pretrend else None
-        return self._effect(work, estimates, se, keys, event, test)
+        test, leads = self._pretrend(work, first) if pretrend else (None, None)
+        return self._effect(work, estimates, se, keys, event, test, leads)
 
     # ----------------------------------------------------------- data prep
     def _clean(self, data: pd.DataFrame) -> pd.DataFrame:
@@ -292,12 +292,14 @@ class ImputationDiD:
         )
 
     # ------------------------------------------------------------ pre-trends
-    def _pretrend(self, work: _Work, first: _FirstStage) -> PretrendTest:
+    def _pretrend(self, work: _Work, first: _FirstStage) -> tuple[PretrendTest, pd.DataFrame]:
         """Test 1: leads added to the untreated-outcome model on untreated observations, CRV1 Wald test.
 
         By Frisch-Waugh-Lovell the lead coefficients come from the first-stage residuals regressed on the
         leads with the unit and period effects (and covariates) partialled out, so the model is not refitted.
+        Returns the test and the leads (event time, coefficient, SE, rows) for the event-study path.
         """
+        no_leads = pd.DataFrame(columns=["time", "estimate", "std_error", "n_obs"])
         rows = np.flatnonzero(work.untreated)
         lead = -work.event_time[rows]  # 1, 2, ... before the start (nan when never treated)
         available = np.unique(lead[np.isfinite(lead)]).astype(int)
@@ -307,14 +309,15 @@ class ImputationDiD:
         else:
             available = available[:-1]
         if len(available) == 0:
-            return wald_pretrend([], np.zeros((0, 0)), [])
+            return wald_pretrend([], np.zeros((0, 0)), []), no_leads
         terms = [f"e=-{k}" for k in available]
         partialled = np.column_stack([_partial_out(work, lead == k) for k in available])
         gram = partialled.T @ partialled
         try:
             coef = np.linalg.solve(gram, partialled.T @ first.residual)
         except np.linalg.LinAlgError:
-            return PretrendTest(math.nan, len(terms), math.nan, tuple(terms), note="leads collinear with the effects")
+            note = "leads collinear with the effects"
+            return PretrendTest(math.nan, len(terms), math.nan, tuple(terms), note=note), no_leads
         resid = first.residual - partialled @ coef
         scores = _sum_by(work.cluster[rows], partialled * resid[:, None], work.n_clusters)
         bread = np.linalg.inv(gram)
@@ -322,7 +325,11 @@ class ImputationDiD:
         # period effects, covariates, leads and one intercept are.
         n, k, g = len(rows), work.n_periods + work.x.shape[1] + len(terms), work.n_clusters
         factor = g / (g - 1) * (n - 1) / (n - k) if g > 1 and n > k else math.nan
-        return wald_pretrend(coef, factor * bread @ (scores.T @ scores) @ bread, terms)
+        vcov = factor * bread @ (scores.T @ scores) @ bread
+        leads = pd.DataFrame({"time": -available.astype(float), "estimate": coef,
+                              "std_error": np.sqrt(np.diag(vcov)),
+                              "n_obs": [int((lead == k).sum()) for k in available]})
+        return wald_pretrend(coef, vcov, terms), leads.sort_values("time", ignore_index=True)
 
     # ---------------------------------------------------------------- result
     def _effect(
@@ -333,21 +340,30 @@ class ImputationDiD:
         keys: np.ndarray,
         event: np.ndarray,
         test: PretrendTest | None,
+        leads: pd.DataFrame | None,
     ) -> Effect:
         z = float(stats.norm.ppf(0.5 + self.level / 2))
         with np.errstate(invalid="ignore", divide="ignore"):
             p = 2 * stats.norm.sf(np.abs(estimates / se))
-        path = pd.DataFrame(
+        effects = pd.DataFrame(
             {
                 "time": keys.astype(float),
                 "estimate": estimates[1:],
                 "std_error": se[1:],
-                "conf_low": estimates[1:] - z * se[1:],
-                "conf_high": estimates[1:] + z * se[1:],
-                "p_value": p[1:],
                 "n_obs": [int((event == e).sum()) for e in keys],
+                "source": "imputed effect",
             }
         )
+        # The event study shows the tested leads before the start, as BJS's event plots do.
+        path = effects if leads is None or leads.empty else pd.concat(
+            [leads.assign(source="pre-trend test lead"), effects], ignore_index=True
+        )
+        with np.errstate(invalid="ignore", divide="ignore"):
+            path = path.assign(
+                conf_low=path["estimate"] - z * path["std_error"],
+                conf_high=path["estimate"] + z * path["std_error"],
+                p_value=2 * stats.norm.sf(np.abs(path["estimate"] / path["std_error"])),
+            )[["time", "estimate", "std_error", "conf_low", "conf_high", "p_value", "n_obs", "source"]]
         diagnostics: dict[str, Any] = {
             "untreated_observations": int(work.untreated.sum()),
             "treated_observations": int((event >= 0).sum()),
