@@ -156,7 +156,7 @@ def build_wide_panel(
 
     work = frame  # read column by column; never modified
     g_raw = work[cohort].to_numpy(dtype=float)
-    if np.any(g_raw[np.isfinite(g_raw)] < 0):
+    if np.any((g_raw < 0) & np.isfinite(g_raw)):
         raise ParameterError(
             f"{DESIGN}: cohort column {cohort!r} has negative values; it must hold the first treated period, "
             "with 0, NaN or inf for never-treated units."
@@ -193,7 +193,7 @@ def build_wide_panel(
         )
 
     if in_order:
-        y = np.array(work[outcome].to_numpy(dtype=float), dtype=float).reshape(n_all, n_t)
+        y = work[outcome].to_numpy(dtype=float, copy=True).reshape(n_all, n_t)
         x = np.empty((n_all, n_t, len(covariates)))
         for j, name in enumerate(covariates):
             x[:, :, j] = work[name].to_numpy(dtype=float).reshape(n_all, n_t)
@@ -224,19 +224,20 @@ def build_wide_panel(
     keep = complete & ~always & ~no_pre
     if not keep.any():
         raise ParameterError(f"{DESIGN}: no usable units remain after dropping incomplete or always-treated units.")
-    g_kept = g_unit[keep]
+    everyone = bool(keep.all())  # the usual case: no copies of the wide arrays
+    g_kept = g_unit if everyone else g_unit[keep]
     if not np.isfinite(g_kept).any():
         raise ParameterError(
             f"{DESIGN}: no unit is ever treated inside the observed periods (cohort column {cohort!r}); "
             "there is no effect to estimate."
         )
     return WidePanel(
-        units=np.asarray(unit_values)[keep],
+        units=np.asarray(unit_values) if everyone else np.asarray(unit_values)[keep],
         times=time_values,
         cohort=g_kept,
-        y=y[keep],
-        x=x[keep],
-        cluster=None if cl_unit is None else pd.factorize(cl_unit[keep], sort=True)[0],
+        y=y if everyone else y[keep],
+        x=x if everyone else x[keep],
+        cluster=None if cl_unit is None else pd.factorize(cl_unit if everyone else cl_unit[keep], sort=True)[0],
         covariates=covariates,
         dropped_always_treated=int((always & complete).sum()),
         dropped_no_pre_period=int((no_pre & complete).sum()),
