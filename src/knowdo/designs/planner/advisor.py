@@ -49,7 +49,8 @@ SOURCES = {
     "parallel-crt": "Donner & Klar 2000; Eldridge, Ashby & Kerry, IJE 2006;35:1292; Teerenstra et al., "
                     "Stat Med 2012;31:2169",
     "stepped-wedge": "Hussey & Hughes, Contemp Clin Trials 2007;28:182; Hemming et al., BMJ 2015;350:h391",
-    "staggered-did": "Callaway & Sant'Anna, J Econometrics 2021;225:200; Goodman-Bacon, J Econometrics 2021;225:254",
+    "staggered-did": "Borusyak, Jaravel & Spiess, Rev Econ Stud 2024;91:3253; Callaway & Sant'Anna, "
+                     "J Econometrics 2021;225:200; Goodman-Bacon, J Econometrics 2021;225:254",
     "did": "Bertrand, Duflo & Mullainathan, QJE 2004;119:249; McKenzie, J Dev Econ 2012;99:210",
     "synthetic-control": "Abadie, Diamond & Hainmueller, JASA 2010;105:493",
     "its": "Wagner et al., J Clin Pharm Ther 2002;27:299; Bernal, Cummins & Gasparrini, IJE 2017;46:348",
@@ -59,7 +60,7 @@ ESTIMATORS = {
     "individual-rct": "two-sample comparison (no dedicated knowdo estimator)",
     "parallel-crt": "knowdo.designs.cluster_trials.ClusterTrial (cluster_rct)",
     "stepped-wedge": "knowdo.designs.cluster_trials.ClusterTrial (stepped_wedge, with period)",
-    "staggered-did": "knowdo.designs.did.CallawaySantAnna",
+    "staggered-did": "knowdo.designs.imputation.ImputationDiD (with knowdo.designs.did.CallawaySantAnna as a check)",
     "did": "knowdo.designs.did.CallawaySantAnna",
     "synthetic-control": "knowdo.designs.synth.SyntheticControl",
     "its": "knowdo.designs.its.InterruptedTimeSeries",
