@@ -18,6 +18,7 @@ Changing inference returns a new ``Effect`` (``dataclasses.replace``); an
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -219,7 +220,7 @@ class Effect:
                 y="estimate:Q", tooltip=["time", "estimate", "conf_low", "conf_high"]
             )
             zero = alt.Chart(pd.DataFrame({"y": [0.0]})).mark_rule(strokeDash=[4, 4]).encode(y="y:Q")
-            return (band + line + zero).properties(title=f"{self.design}: {self.estimand}")
+            return (band + line + zero).properties(title=self._title())
         table = self.strata if self.strata is not None and len(self.strata) else None
         if table is None:
             table = pd.DataFrame(
@@ -231,4 +232,8 @@ class Effect:
         bars = base.mark_rule().encode(x=alt.X("conf_low:Q", title="effect"), x2="conf_high:Q")
         dots = base.mark_point(filled=True).encode(x="estimate:Q", color="dimension:N",
                                                    tooltip=["label", "estimate", "conf_low", "conf_high"])
-        return (bars + dots).properties(title=f"{self.design}: {self.estimand}")
+        return (bars + dots).properties(title=self._title())
+
+    def _title(self) -> alt.TitleParams:
+        # The estimand is a sentence; wrapped as a subtitle it stays readable at chart width.
+        return alt.TitleParams(text=self.design, subtitle=textwrap.wrap(self.estimand, 80), anchor="start")

@@ -265,12 +265,21 @@ def _is_scalar(value: Any) -> bool:
 
 
 def _spec_title(spec: Mapping[str, Any]) -> str:
-    title = spec.get("title")
+    """The chart's title, with its subtitle when it has one (a caption should name what is plotted)."""
+    title: Any = spec.get("title")
+    subtitle: Any = None
     if isinstance(title, Mapping):
+        subtitle = title.get("subtitle")
         title = title.get("text")
-    if isinstance(title, list):
-        title = " ".join(str(t) for t in title)
-    return str(title) if title else ""
+    text = _joined(title)
+    extra = _joined(subtitle)
+    return f"{text}: {extra}" if text and extra else text
+
+
+def _joined(value: Any) -> str:
+    if isinstance(value, list):
+        return " ".join(str(t) for t in value)
+    return str(value) if value else ""
 
 
 def _paragraphs(text: str) -> list[str]:
