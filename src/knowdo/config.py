@@ -207,6 +207,18 @@ class Project:
     def report_dir(self) -> Path:
         return self.root / "report"
 
+    @property
+    def starts_complete_through(self) -> dt.date:
+        """First day of the last month whose treatment starts are fully observed.
+
+        A screen counts as started if treatment begins within ``start_window_days``; screens in the last
+        ``ceil(start_window_days / 30)`` months have not had that whole window inside the data, so effect
+        estimates on starts stop before them.
+        """
+        months = -(-self.outcomes.start_window_days // 30)  # 90 days -> 3 months
+        last = self.end.year * 12 + self.end.month - 1 - months
+        return dt.date(last // 12, last % 12 + 1, 1)
+
     def stratum(self, name: str) -> Stratum:
         for s in self.strata:
             if s.name == name:

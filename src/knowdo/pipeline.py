@@ -50,7 +50,6 @@ from knowdo.strategies import StrategyEvidence, strategy_evidence
 
 Progress = Callable[[str], None]
 
-CENSORED_MONTHS = 3  # treatment starts are counted up to 90 days after a screen: the last 3 months are incomplete
 INTERSECTIONS = ("sex", "wealth_quintile", "residence")  # MAIHDA strata when the project has these dimensions
 CONSTRAINTS_FILE = "study-constraints.toml"  # the design advisor's input, when a project has one
 
@@ -169,8 +168,7 @@ def _effects(panel: pd.DataFrame, project: Project) -> list[Effect]:
     """
     if panel["first_treated"].isna().all():
         return []
-    cutoff = (pd.Timestamp(project.end).to_period("M") - CENSORED_MONTHS).to_timestamp()
-    window = panel[panel["period"] <= cutoff]
+    window = panel[panel["period"] <= pd.Timestamp(project.starts_complete_through)]
     effects = []
     for estimator in (imputation_on_panel, did_on_panel):
         try:

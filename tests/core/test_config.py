@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from pathlib import Path
@@ -57,3 +58,11 @@ def test_reference_level_must_exist(tmp_path: Path) -> None:
     file.write_text(file.read_text().replace('ordered = false', 'ordered = false\nreference = "other"'))
     with pytest.raises(ConfigError, match="reference"):
         load_project(directory)
+
+
+def test_starts_are_complete_through_the_window_before_the_end(tiny_dir: Path) -> None:
+    project = load_project(tiny_dir)
+    # end 2024-06-30 with the default 90-day start window: screens from April on may still start.
+    assert project.starts_complete_through == dt.date(2024, 3, 1)
+    longer = dataclasses.replace(project, outcomes=dataclasses.replace(project.outcomes, start_window_days=100))
+    assert longer.starts_complete_through == dt.date(2024, 2, 1)  # 100 days need a fourth month

@@ -415,7 +415,9 @@ def effects_panel(inputs: AnalysisInputs) -> PanelView | None:
     panel = inputs.panel
     if "first_treated" not in panel.columns or panel["first_treated"].notna().sum() == 0:
         return None
-    effect = imputation_on_panel(panel, "started", **dict(inputs.options.get("effects", {})))
+    # As in the report: months whose treatment starts are not yet fully observed are left out.
+    window = panel[pd.to_datetime(panel["period"]) <= pd.Timestamp(inputs.project.starts_complete_through)]
+    effect = imputation_on_panel(window, "started", **dict(inputs.options.get("effects", {})))
     return effect_view(
         effect, inputs.project, key="effects", title="Effects: what the programme changed",
         intro=("Sites started the programme at different times, so sites not yet started serve as the comparison "
