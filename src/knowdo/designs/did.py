@@ -45,6 +45,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -132,6 +133,11 @@ class _Core:
     draws: np.ndarray | None  # n_boot x (cells + cohorts): U @ [S_psi | S_cohort] / n
 
 
+@functools.lru_cache(maxsize=64)
+def _t_quantile(q: float, df: float) -> float:
+    return float(stats.t.ppf(q, df))
+
+
 @dataclass(frozen=True)
 class _Inference:
     estimate: np.ndarray
@@ -140,6 +146,9 @@ class _Inference:
     df: np.ndarray  # degrees of freedom of the pointwise t interval (inf: normal)
 
     def point_crit(self, level: float) -> np.ndarray:
+        if np.all(np.isinf(self.df)):
+            # The usual normal interval: one cached quantile instead of a scipy call per table.
+            return np.full(len(self.df), _t_quantile(0.5 + level / 2, math.inf))
         return np.asarray(stats.t.ppf(0.5 + level / 2, self.df))
 
     def p_value(self) -> np.ndarray:
@@ -324,7 +333,10 @@ class CallawaySantAnna:
             reasons = sorted({n for n in att.note if n})
             raise ParameterError(f"{DESIGN}: no ATT(g,t) could be estimated ({'; '.join(reasons)}).")
         coding = CohortCoding.from_cohorts(panel.cohort)
-        rows = InfluenceRows.build(att.inf, coding.code, len(coding.values), panel.cluster)
+        if panel.cluster is None:
+            rows = InfluenceRows.from_cohorts(att.cohorts, len(att.att), panel.n_units)
+        else:
+            rows = InfluenceRows.build(att.inf, coding.code, len(coding.values), panel.cluster)
         draws = None
         if self.bootstrap:
             rng = np.random.default_rng(seed)
@@ -535,8 +547,11 @@ class CallawaySantAnna:
 
     @staticmethod
     def _path(table: pd.DataFrame, key: str) -> pd.DataFrame:
-        rows = table[table["term"] != "overall"].drop(columns=["term"])
-        return rows.rename(columns={key: "time"}).reset_index(drop=True)
+        # The component rows are every row after the leading "overall" one; slicing the columns'
+        # arrays is several times faster than filtering, dropping and renaming the frame.
+        return pd.DataFrame(
+            {("time" if c == key else c): table[c].to_numpy()[1:] for c in table.columns if c != "term"}
+        )
 
     def _build_effect(self, core: _Core, strata: pd.DataFrame | None) -> Effect:
         att_table, att_crit = self._att_gt_table(core)

@@ -24,11 +24,13 @@ time-invariant covariates).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
 
 from knowdo.designs.did_data import WidePanel
+from knowdo.designs.did_inference import CohortInfluence, dense_influence, split_by_cohort
 
 ControlGroup = Literal["nevertreated", "notyettreated"]
 EstMethod = Literal["dr", "reg", "ipw"]
@@ -64,16 +66,19 @@ class CellPlan:
 
 @dataclass(frozen=True)
 class AttGt:
-    """ATT(g,t) estimates and the ``n x cells`` influence-function matrix.
+    """ATT(g,t) estimates and their influence functions, stored cohort by cohort.
 
-    ``inf`` is scaled so that the analytic standard error of cell ``k`` is
-    ``sqrt(sum(inf[:, k] ** 2)) / n`` (R ``did``'s convention). ``note`` says
-    why a cell was not estimated (empty when it was).
+    ``cohorts[c]`` holds the influence rows of the units of the ``c``-th
+    cohort (ascending cohort, never treated last) over the cells they enter;
+    :attr:`inf` is the same as one ``n x cells`` matrix, scaled so that the
+    analytic standard error of cell ``k`` is ``sqrt(sum(inf[:, k] ** 2)) / n``
+    (R ``did``'s convention). ``note`` says why a cell was not estimated (empty when it was).
     """
 
     plan: CellPlan
     att: np.ndarray
-    inf: np.ndarray
+    cohorts: tuple[CohortInfluence, ...]
+    n_units: int
     n_treated: np.ndarray
     n_control: np.ndarray
     note: tuple[str, ...]
@@ -81,6 +86,11 @@ class AttGt:
     @property
     def valid(self) -> np.ndarray:
         return np.isfinite(self.att)
+
+    @cached_property
+    def inf(self) -> np.ndarray:
+        """The dense ``n x cells`` influence matrix (built on demand: the unclustered path never needs it)."""
+        return dense_influence(self.cohorts, self.n_units, len(self.att))
 
 
 def plan_cells(times: np.ndarray, groups: np.ndarray, anticipation: int, base_period: BasePeriod) -> CellPlan:
@@ -142,6 +152,20 @@ def estimate_att_gt(
     return _covariate_att_gt(panel, plan, control_group, anticipation, est_method)
 
 
+def _time_invariant(x: np.ndarray) -> bool:
+    """Whether every unit's covariates are the same in all periods (``x`` is units x periods x k).
+
+    Compares each period with the one before on the flat array (one fast pass) and ignores the pairs
+    that straddle two units; equivalent to ``np.all(x == x[:, :1, :])`` for finite values.
+    """
+    _, n_t, k = x.shape
+    flat = x.ravel()
+    step = flat[k:] != flat[:-k]
+    for j in range(k):
+        step[n_t * k - k + j :: n_t * k] = False  # last period of one unit against the first of the next
+    return not step.any()
+
+
 def _empty_note(n_treated: int, n_control: int) -> str:
     if n_treated == 0:
         return "no treated units"
@@ -168,7 +192,9 @@ def _means_att_gt(panel: WidePanel, plan: CellPlan, treated: np.ndarray, control
     notes = tuple(
         "" if plan.reference[k] else _empty_note(int(n_t[k]), int(n_c[k])) for k in range(len(plan.group))
     )
-    return AttGt(plan=plan, att=att, inf=inf, n_treated=n_t, n_control=n_c, note=notes)
+    values, code = np.unique(panel.cohort, return_inverse=True)
+    cohorts = split_by_cohort(inf, code, len(values))
+    return AttGt(plan=plan, att=att, cohorts=cohorts, n_units=n, n_treated=n_t, n_control=n_c, note=notes)
 
 
 def _covariate_att_gt(
@@ -177,11 +203,9 @@ def _covariate_att_gt(
     n = panel.n_units
     m = len(plan.group)
     att = np.full(m, np.nan)
-    # Row-major: the inference code gathers the rows of each cohort's units.
-    inf = np.zeros((n, m))
     notes = [""] * m
     # Group sizes per cell from the cohort counts (no n x cells masks).
-    values, counts = np.unique(panel.cohort, return_counts=True)
+    values, code, counts = np.unique(panel.cohort, return_inverse=True, return_counts=True)
     later = np.maximum(plan.time, plan.base)
     n_t = (values[:, None] == plan.group[None, :]).T @ counts
     n_c = _in_control(values[:, None], plan.group[None, :], later[None, :], control_group, anticipation).T @ counts
@@ -190,7 +214,7 @@ def _covariate_att_gt(
     # With time-invariant covariates, cells sharing the treated cohort and comparison set share the
     # propensity-score fit and the comparison units' X'X; those cells are also estimated together,
     # as columns of one outcome-change matrix, so the work is one set of matrix products per fit.
-    invariant = bool(np.all(panel.x == panel.x[:, :1, :]))
+    invariant = _time_invariant(panel.x)
     batches: dict[tuple[float, int, float], list[int]] = {}
     for k in range(m):
         if plan.reference[k]:
@@ -204,6 +228,11 @@ def _covariate_att_gt(
         x_period = 0 if invariant else int(min(plan.t_idx[k], plan.b_idx[k]))
         key = (float(plan.group[k]), x_period, float(control_key[k]))
         batches.setdefault(key, []).append(k)
+    # Influence rows go straight into one block per cohort, over the cells of the batches the cohort
+    # enters: an n x cells matrix would be mostly zeros (a unit enters only its cohort's cells and
+    # those it is a comparison for) and costs more to fill and to read back than the estimation.
+    rows_of = _CohortRows(code, len(values))
+    estimated: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (rows, cells, scaled psi) per batch
     for (_, x_period, _), cells in batches.items():
         first = cells[0]
         treated = panel.cohort == plan.group[first]
@@ -215,12 +244,60 @@ def _covariate_att_gt(
             continue
         ks = np.asarray(cells)
         rows = shared.rows
-        y_rows = panel.y[rows]
-        dy = y_rows[:, plan.t_idx[ks]] - y_rows[:, plan.b_idx[ks]]
+        # One gather of both periods' columns, then a subtraction of its halves: about 3x faster
+        # than two separate column gathers.
+        both = panel.y[rows][:, np.r_[plan.t_idx[ks], plan.b_idx[ks]]]
+        dy = np.subtract(both[:, : len(ks)], both[:, len(ks) :])
         est, psi = TWO_BY_TWO[est_method](dy, shared)
         att[ks] = est
-        inf[np.ix_(rows, ks)] = psi * (n / len(rows))
-    return AttGt(plan=plan, att=att, inf=inf, n_treated=n_t, n_control=n_c, note=tuple(notes))
+        psi *= n / len(rows)
+        estimated.append((rows, ks, psi))
+    cohorts = rows_of.blocks(estimated)
+    return AttGt(plan=plan, att=att, cohorts=cohorts, n_units=n, n_treated=n_t, n_control=n_c, note=tuple(notes))
+
+
+class _CohortRows:
+    """Scatters the influence rows of each estimated batch into one dense block per cohort."""
+
+    def __init__(self, code: np.ndarray, n_cohorts: int) -> None:
+        self.code = code
+        self.n_cohorts = n_cohorts
+        self.units = [np.flatnonzero(code == c) for c in range(n_cohorts)]
+        # Each unit's row within its cohort's block (units stay in ascending order, as the batches list them).
+        self.position = np.empty(len(code), dtype=np.int64)
+        for members in self.units:
+            self.position[members] = np.arange(len(members))
+
+    def blocks(self, estimated: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[CohortInfluence, ...]:
+        """One :class:`CohortInfluence` per cohort from ``(rows, cells, psi)`` of every estimated batch."""
+        pieces: list[list[tuple[np.ndarray | slice, np.ndarray, np.ndarray]]] = [[] for _ in range(self.n_cohorts)]
+        for rows, ks, psi in estimated:
+            row_code = self.code[rows]
+            # Rows come treated first, then comparison units, each ascending: a cohort is usually one run
+            # of all its units (copied as a slice); not-yet-treated comparison units of several cohorts
+            # interleave, and those rows are placed by their position in the cohort.
+            bounds = np.flatnonzero(row_code[1:] != row_code[:-1]) + 1
+            starts, ends = np.r_[0, bounds], np.r_[bounds, len(rows)]
+            for c in np.unique(row_code[starts]):
+                runs = np.flatnonzero(row_code[starts] == c)
+                if len(runs) == 1 and ends[runs[0]] - starts[runs[0]] == len(self.units[c]):
+                    pieces[c].append((slice(None), ks, psi[starts[runs[0]] : ends[runs[0]]]))
+                else:
+                    mine = row_code == c
+                    pieces[c].append((self.position[rows[mine]], ks, psi[mine]))
+        out = []
+        for c, parts in enumerate(pieces):
+            cells = np.unique(np.concatenate([ks for _, ks, _ in parts])) if parts else np.zeros(0, dtype=np.int64)
+            block = CohortInfluence.empty(self.units[c], cells)
+            values = block.values
+            for where, ks, part in parts:
+                cols = np.searchsorted(cells, ks)
+                if isinstance(where, slice) and np.all(np.diff(cols) == 1):
+                    values[:, cols[0] : cols[-1] + 1] = part
+                else:
+                    values[np.ix_(np.arange(len(self.units[c]))[where], cols)] = part
+            out.append(block)
+        return tuple(out)
 
 
 class _CellProblem(Exception):
@@ -359,21 +436,34 @@ def dr_did_panel(dy: np.ndarray, s: _Shared) -> tuple[np.ndarray, np.ndarray]:
     x_c = xmat[co]
     beta = s.xtx_inv @ (x_c.T @ dy[co]) / n1
     resid_t = dy[tr] - xmat[tr] @ beta
-    resid_c = dy[co] - x_c @ beta
+    resid_c = x_c @ beta
+    np.subtract(dy[co], resid_c, out=resid_c)
     w_c = (s.keep * p / (1 - p))[co]
     mw_t, mw_c = nt / n1, w_c.sum() / n1
     eta_t = resid_t.mean(axis=0)
     eta_c = w_c @ resid_c / w_c.sum()
-    dev_c = w_c[:, None] * (resid_c - eta_c)
+    dev_c = resid_c - eta_c
+    dev_c *= w_c[:, None]
     m2 = x_c.T @ dev_c / n1
     lin_ps_m2 = s.lin_ps @ m2
     # OLS influence terms live on comparison rows only: r * (X (X'X/n)^-1 (m3/mw_c - m1/mw_t)).
     m1 = xmat[tr].sum(axis=0) / n1
     m3 = w_c @ x_c / n1
     q = x_c @ (s.xtx_inv @ (m3 / mw_c - m1 / mw_t))
+    # inf[tr] = (resid_t - eta_t) / mw_t - lin_ps_m2[tr] / mw_c and
+    # inf[co] = resid_c * q - (dev_c + lin_ps_m2[co]) / mw_c, written in place: the same operations
+    # in the same order (the same bits), without a temporary per step on arrays of rows x cells.
     inf = np.empty_like(dy)
-    inf[tr] = (resid_t - eta_t) / mw_t - lin_ps_m2[tr] / mw_c
-    inf[co] = resid_c * q[:, None] - (dev_c + lin_ps_m2[co]) / mw_c
+    out_t, out_c = inf[tr], inf[co]
+    np.subtract(resid_t, eta_t, out=out_t)
+    out_t /= mw_t
+    ps_t = lin_ps_m2[tr]
+    ps_t /= mw_c
+    out_t -= ps_t
+    np.multiply(resid_c, q[:, None], out=out_c)
+    dev_c += lin_ps_m2[co]
+    dev_c /= mw_c
+    out_c -= dev_c
     return eta_t - eta_c, inf
 
 

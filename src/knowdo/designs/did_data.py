@@ -79,6 +79,44 @@ def _unit_codes(units: pd.Series) -> tuple[np.ndarray, Any]:
     return pd.factorize(units, sort=True)
 
 
+def _sorted_grid(units: np.ndarray, t_raw: np.ndarray) -> tuple[Any, np.ndarray] | None:
+    """The unit ids and periods if the rows are unit by unit in increasing order, each unit with the same
+    increasing periods (the usual layout); else None.
+
+    The same test as :func:`_unit_codes` with :func:`_grid_periods`, done with comparisons of the raw
+    columns (numeric ids and periods only) with themselves shifted, which saves several passes over the rows.
+    """
+    n_rows = len(units)
+    if n_rows == 0 or units.dtype.kind not in "iuf" or t_raw.dtype.kind not in "iuf":
+        return None
+    changes = np.flatnonzero(units[1:] != units[:-1])
+    n_t = int(changes[0]) + 1 if len(changes) else n_rows
+    if n_rows % n_t:
+        return None
+    periods = t_raw[:n_t]
+    firsts = units[::n_t]
+    # The id changes exactly every n_t rows, upwards, and every unit repeats the first unit's periods.
+    if not np.array_equal(changes, np.arange(n_t - 1, n_rows - 1, n_t)) or not np.all(firsts[1:] > firsts[:-1]):
+        return None
+    if not np.all(np.diff(periods) > 0) or not np.array_equal(t_raw[n_t:], t_raw[:-n_t]):
+        return None
+    return pd.Index(firsts.copy()), periods.astype(float)
+
+
+def _constant_cohort(g_rows: np.ndarray, n_t: int) -> np.ndarray | None:
+    """Each unit's raw cohort value when it is the same in all of the unit's ``n_t`` rows (NaN equal to NaN);
+    else None, and the caller checks and codes row by row."""
+    if g_rows.dtype.kind not in "iuf":
+        return None
+    differs = g_rows[1:] != g_rows[:-1]
+    differs[n_t - 1 :: n_t] = False  # where one unit's rows end and the next unit's begin
+    if g_rows.dtype.kind == "f" and differs.any():
+        differs &= ~(np.isnan(g_rows[1:]) & np.isnan(g_rows[:-1]))
+    if differs.any():
+        return None
+    return g_rows[::n_t].astype(float)
+
+
 def _grid_periods(unit_codes: np.ndarray, n_units: int, t_raw: np.ndarray) -> np.ndarray | None:
     """The periods if the rows are unit by unit, each unit with the same increasing periods; else None."""
     n_rows = len(unit_codes)
@@ -119,6 +157,19 @@ def _per_unit(
     return first
 
 
+def _check_cohort_sign(g: np.ndarray, cohort: str) -> None:
+    if np.any((g < 0) & np.isfinite(g)):
+        raise ParameterError(
+            f"{DESIGN}: cohort column {cohort!r} has negative values; it must hold the first treated period, "
+            "with 0, NaN or inf for never-treated units."
+        )
+
+
+def _code_cohort(g: np.ndarray) -> np.ndarray:
+    """R ``did``'s coding: a positive finite first treated period, or inf for never treated (0, NaN or inf)."""
+    return np.where(np.isfinite(g) & (g > 0), g, np.inf)
+
+
 def build_wide_panel(
     data: pd.DataFrame,
     *,
@@ -155,21 +206,29 @@ def build_wide_panel(
         raise ParameterError(f"{DESIGN}: unit column {unit!r} has missing values; drop those rows.")
 
     work = frame  # read column by column; never modified
-    g_raw = work[cohort].to_numpy(dtype=float)
-    if np.any((g_raw < 0) & np.isfinite(g_raw)):
-        raise ParameterError(
-            f"{DESIGN}: cohort column {cohort!r} has negative values; it must hold the first treated period, "
-            "with 0, NaN or inf for never-treated units."
-        )
-    g_code = np.where(np.isfinite(g_raw) & (g_raw > 0), g_raw, np.inf)
-    unit_codes, unit_values = _unit_codes(work[unit])
-    t_raw = work[time].to_numpy(dtype=float)
-    # Sorted by unit and period with every pair present (the usual layout): the wide arrays are reshapes.
-    grid = _grid_periods(unit_codes, len(unit_values), t_raw)
-    in_order = grid is not None
-    time_values = grid if grid is not None else np.sort(pd.unique(t_raw))
-    grid_t = len(time_values) if in_order else None
-    g_unit = _per_unit(g_code, unit_codes, unit_values, cohort, grid_t)
+    # Sorted by unit and period with every pair present (the usual layout): the wide arrays are reshapes,
+    # and per-unit values are checked on row blocks.
+    sorted_grid = _sorted_grid(work[unit].to_numpy(), work[time].to_numpy())
+    g_first = None if sorted_grid is None else _constant_cohort(work[cohort].to_numpy(), len(sorted_grid[1]))
+    grid_t: int | None  # periods per unit when the rows are unit by unit (a reshape suffices)
+    if sorted_grid is not None and g_first is not None:
+        # The cohort is fixed within every unit, so the checks and the coding need one value per unit.
+        unit_values, time_values = sorted_grid
+        unit_codes = np.zeros(0, dtype=np.int64)  # not needed on a grid: rows are reshaped, not scattered
+        in_order, grid_t = True, len(time_values)
+        _check_cohort_sign(g_first, cohort)
+        g_unit = _code_cohort(g_first)
+    else:
+        g_raw = work[cohort].to_numpy(dtype=float)
+        _check_cohort_sign(g_raw, cohort)
+        g_code = _code_cohort(g_raw)
+        unit_codes, unit_values = _unit_codes(work[unit])
+        t_raw = work[time].to_numpy(dtype=float)
+        grid = _grid_periods(unit_codes, len(unit_values), t_raw)
+        in_order = grid is not None
+        time_values = grid if grid is not None else np.sort(pd.unique(t_raw))
+        grid_t = len(time_values) if in_order else None
+        g_unit = _per_unit(g_code, unit_codes, unit_values, cohort, grid_t)
     cl_unit: np.ndarray | None = None
     if cluster is not None and cluster != unit:
         if work[cluster].isna().any():
@@ -204,7 +263,14 @@ def build_wide_panel(
         for j, name in enumerate(covariates):
             x[unit_codes, time_codes, j] = work[name].to_numpy(dtype=float)
 
-    complete = np.isfinite(y).all(axis=1) & np.isfinite(x).all(axis=(1, 2))
+    with np.errstate(over="ignore", invalid="ignore"):
+        all_finite = bool(np.isfinite(y.sum()) and np.isfinite(x.sum()))
+    if all_finite:
+        # A finite total means every value is finite (a NaN or inf would carry through the sum), the usual
+        # case, checked without per-row passes; otherwise (or on overflow) the rows are checked one by one.
+        complete = np.ones(n_all, dtype=bool)
+    else:
+        complete = np.isfinite(y).all(axis=1) & np.isfinite(x).all(axis=(1, 2))
     n_bad = int((~complete).sum())
     if n_bad and unbalanced == "error":
         example = unit_values[int(np.argmax(~complete))]

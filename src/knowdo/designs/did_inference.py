@@ -55,7 +55,9 @@ blocks of rows that touch the same columns: a cohort's units enter only its own
 ATT(g,t), their comparison cells and its cohort indicator. Each block is stored
 dense over its own columns, so the covariance, the small-sample pieces and the
 bootstrap all skip the zeros (about a third of the work with never-treated
-comparisons). The bootstrap draws ``U @ rows`` chunk by chunk; bits come packed
+comparisons). Without clustering the estimator hands these rows over cohort by
+cohort (:class:`CohortInfluence`), so the mostly-zero ``n x cells`` matrix is never
+built. The bootstrap draws ``U @ rows`` chunk by chunk; bits come packed
 from the generator and one single-precision matrix product per block and chunk
 does the work (single-precision rounding, about 1e-7 relative, is far below the
 bootstrap's Monte Carlo error of about ``1/sqrt(n_boot)``).
@@ -63,6 +65,7 @@ bootstrap's Monte Carlo error of about ``1/sqrt(n_boot)``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -72,6 +75,8 @@ from scipy import stats
 SmallSample = Literal["none", "satterthwaite"]
 SMALL_SAMPLE: tuple[SmallSample, ...] = ("none", "satterthwaite")
 
+# Interquartile range of the standard normal: a normal draw's IQR / NORMAL_IQR estimates its SD (R did's mboot).
+NORMAL_IQR = float(stats.norm.ppf(0.75) - stats.norm.ppf(0.25))
 # Draws per chunk: the weights of one chunk are 4 bytes * CHUNK * rows; 64 measured fastest at 50,000 units.
 CHUNK = 64
 
@@ -84,6 +89,53 @@ def cluster_sums(rows: np.ndarray, cluster: np.ndarray | None) -> np.ndarray:
     sorted_codes = cluster[order]
     starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
     return np.add.reduceat(rows[order], starts, axis=0)
+
+
+@dataclass(frozen=True)
+class CohortInfluence:
+    """The influence rows of one cohort's units (ascending), dense over the cells they can enter.
+
+    ``rows`` is units x (``cells`` + 1): the influence values, then the cohort indicator (all ones),
+    laid out as :class:`InfluenceRows` keeps its blocks so that it can take them without a copy. A
+    cohort's units enter only its own cells and those it is a comparison for, so these rows hold
+    every non-zero of the ``n x cells`` matrix in a fraction of its size.
+    """
+
+    units: np.ndarray
+    cells: np.ndarray
+    rows: np.ndarray
+
+    @property
+    def values(self) -> np.ndarray:
+        return self.rows[:, :-1]
+
+    @classmethod
+    def empty(cls, units: np.ndarray, cells: np.ndarray) -> CohortInfluence:
+        """Zero influence values and the indicator column, to be filled in place."""
+        rows = np.zeros((len(units), len(cells) + 1))
+        rows[:, -1] = 1.0
+        return cls(units=units, cells=cells, rows=rows)
+
+
+def split_by_cohort(inf: np.ndarray, code: np.ndarray, n_cohorts: int) -> tuple[CohortInfluence, ...]:
+    """The rows of a dense ``n x cells`` influence matrix, cohort by cohort (``code`` in 0..n_cohorts-1)."""
+    order = np.argsort(code, kind="stable")
+    bounds = np.searchsorted(code[order], np.arange(1, n_cohorts))
+    cells = np.arange(inf.shape[1])
+    out = []
+    for idx in np.split(order, bounds):
+        part = CohortInfluence.empty(idx, cells)
+        part.values[:] = inf[idx]
+        out.append(part)
+    return tuple(out)
+
+
+def dense_influence(cohorts: Sequence[CohortInfluence], n_units: int, m: int) -> np.ndarray:
+    """The ``n x cells`` influence matrix with the rows of every cohort in place (zeros elsewhere)."""
+    inf = np.zeros((n_units, m))
+    for part in cohorts:
+        inf[np.ix_(part.units, part.cells)] = part.values
+    return inf
 
 
 @dataclass(frozen=True)
@@ -127,22 +179,34 @@ class InfluenceRows:
     by_cohort: bool
 
     @classmethod
+    def from_cohorts(cls, cohorts: Sequence[CohortInfluence], m: int, n_units: int) -> InfluenceRows:
+        """Blocks of ``[inf | onehot(code)]`` from the influence rows of each cohort (no clustering).
+
+        ``cohorts[c]`` holds the units of cohort code ``c``; cells whose rows are all zero are left out.
+        """
+        blocks = []
+        for c, part in enumerate(cohorts):
+            # Almost every column has a non-zero among its first rows; only the others need a full scan.
+            used = (part.values[:64] != 0).any(axis=0)
+            if not used.all():
+                used = (part.values != 0).any(axis=0)
+            cols = part.cells[used]
+            rows = part.rows
+            if not used.all():
+                rows = np.empty((len(part.units), len(cols) + 1))
+                rows[:, :-1] = part.values[:, used]
+                rows[:, -1] = 1.0  # the unit's own cohort indicator
+            blocks.append(Block.of(np.r_[cols, m + c], rows))
+        return cls(blocks=tuple(blocks), p=m + len(cohorts), n_units=n_units, n_rows=n_units, by_cohort=True)
+
+    @classmethod
     def build(cls, inf: np.ndarray, code: np.ndarray, n_cohorts: int, cluster: np.ndarray | None) -> InfluenceRows:
         """Blocks of ``[inf | onehot(code)]`` (units), or of its cluster sums when ``cluster`` is given."""
         n, m = inf.shape
         p = m + n_cohorts
         blocks = []
         if cluster is None:
-            order = np.argsort(code, kind="stable")
-            bounds = np.flatnonzero(np.diff(code[order])) + 1
-            for idx in np.split(order, bounds):
-                sub = inf[idx]
-                cols = np.flatnonzero((sub != 0).any(axis=0))
-                rows = np.empty((len(idx), len(cols) + 1))
-                rows[:, :-1] = sub[:, cols]
-                rows[:, -1] = 1.0  # the unit's own cohort indicator
-                blocks.append(Block.of(np.r_[cols, m + code[idx[0]]], rows))
-            return cls(blocks=tuple(blocks), p=p, n_units=n, n_rows=n, by_cohort=True)
+            return cls.from_cohorts(split_by_cohort(inf, code, n_cohorts), m, n)
         onehot = np.zeros((n, n_cohorts))
         onehot[np.arange(n), code] = 1.0
         sums = cluster_sums(np.hstack([inf, onehot]), cluster)
@@ -226,8 +290,12 @@ class Bootstrap:
 
 
 def _iqr_se(draws: np.ndarray) -> np.ndarray:
-    q25, q75 = np.quantile(draws, [0.25, 0.75], axis=0, method="inverted_cdf")
-    return (q75 - q25) / (stats.norm.ppf(0.75) - stats.norm.ppf(0.25))
+    # The inverted-CDF quantile is an order statistic: numpy's own rule picks its rank (quantile of the
+    # ranks 0..n-1), and one sort of the (finite) draws serves both quartiles, about 3x faster than
+    # np.quantile(draws, [0.25, 0.75], axis=0, method="inverted_cdf"), with the same values.
+    ranks = np.quantile(np.arange(draws.shape[0]), [0.25, 0.75], method="inverted_cdf").astype(np.intp)
+    q25, q75 = np.sort(draws, axis=0)[ranks]
+    return (q75 - q25) / NORMAL_IQR
 
 
 def summarise_draws(draws: np.ndarray, families: dict[str, np.ndarray], level: float) -> Bootstrap:
