@@ -123,6 +123,29 @@ def column_strata(data: pd.DataFrame, columns: Sequence[str]) -> Iterator[tuple[
             yield str(column), str(level), rows
 
 
+def headline_and_strata(
+    frame: pd.DataFrame, strata: Sequence[str] | None, design: str
+) -> tuple[pd.DataFrame, list[tuple[str, str, pd.DataFrame]]]:
+    """The rows of the headline estimate and the ``(dimension, stratum, rows)`` groups of the equity split.
+
+    With ``strata`` (stratifier columns of person- or unit-level data) the headline uses every row and each
+    level of each column is a group; a knowdo panel gives its ``dimension == 'all'`` rows as the headline
+    and every other (dimension, stratum) as a group, both without the two label columns; other data have
+    no groups.
+    """
+    if isinstance(strata, str):
+        raise ParameterError(f"{design}: strata={strata!r} must be a list of column names, e.g. [{strata!r}].")
+    if strata:
+        require_columns(frame, strata, design)
+        return frame, list(column_strata(frame, list(strata)))
+    if has_panel_strata(frame):
+        labels = [DIMENSION, STRATUM]
+        return headline_rows(frame).drop(columns=labels), [
+            (d, s, rows.drop(columns=labels)) for d, s, rows in panel_strata(frame)
+        ]
+    return frame, []
+
+
 def strata_table(
     groups: Iterable[tuple[str, str, pd.DataFrame]],
     fit_one: Callable[[pd.DataFrame], Effect],

@@ -56,14 +56,8 @@ import pandas as pd
 from scipy import stats
 
 from knowdo.designs._frames import (
-    DIMENSION,
-    STRATUM,
     check_level,
-    column_strata,
-    has_panel_strata,
-    headline_rows,
-    panel_strata,
-    require_columns,
+    headline_and_strata,
     require_frame,
     strata_table,
 )
@@ -273,17 +267,7 @@ class CallawaySantAnna:
         """
         self._check_settings()
         frame = require_frame(data, DESIGN)
-        if isinstance(strata, str):
-            raise ParameterError(f"{DESIGN}: strata={strata!r} must be a list of column names, e.g. [{strata!r}].")
-        if strata:
-            require_columns(frame, strata, DESIGN)
-            headline = frame
-            groups = list(column_strata(frame, list(strata)))
-        elif has_panel_strata(frame):
-            headline = headline_rows(frame).drop(columns=[DIMENSION, STRATUM])
-            groups = [(d, s, rows.drop(columns=[DIMENSION, STRATUM])) for d, s, rows in panel_strata(frame)]
-        else:
-            headline, groups = frame, []
+        headline, groups = headline_and_strata(frame, strata, DESIGN)
         core = self._estimate(headline, self.seed)
         self._core = core
         table = None

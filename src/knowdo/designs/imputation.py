@@ -44,13 +44,8 @@ import scipy.sparse
 from scipy import stats
 
 from knowdo.designs._frames import (
-    DIMENSION,
-    STRATUM,
     check_level,
-    column_strata,
-    has_panel_strata,
-    headline_rows,
-    panel_strata,
+    headline_and_strata,
     require_columns,
     require_frame,
     require_numeric,
@@ -173,14 +168,7 @@ class ImputationDiD:
         """Fit on ``data``; per-stratum estimates from stratifier columns or the panel's (dimension, stratum) rows."""
         frame = require_frame(data, DESIGN)
         self._check_settings()
-        if strata:
-            require_columns(frame, strata, DESIGN)
-            headline, groups = frame, list(column_strata(frame, list(strata)))
-        elif has_panel_strata(frame):
-            headline = headline_rows(frame).drop(columns=[DIMENSION, STRATUM])
-            groups = [(d, s, rows.drop(columns=[DIMENSION, STRATUM])) for d, s, rows in panel_strata(frame)]
-        else:
-            headline, groups = frame, []
+        headline, groups = headline_and_strata(frame, strata, DESIGN)
         effect = self._fit_one(headline, pretrend=True)
         if groups:
             table = strata_table(
@@ -549,15 +537,16 @@ def imputation_on_panel(
 
     Examples
     --------
+    Site A starts in March and gains 3 starts a month; site B never starts:
+
     >>> import pandas as pd
-    >>> months = pd.date_range("2024-01-01", periods=4, freq="MS")
-    >>> start = {"A": "2024-03-01", "B": None, "C": "2024-03-01", "D": None}
-    >>> panel = pd.DataFrame([
-    ...     {"site_id": s, "period": m, "dimension": "all", "stratum": "all", "population": 1000,
-    ...      "started": 5 + (3 if start[s] and m >= pd.Timestamp(start[s]) else 0) + i % 2,
-    ...      "first_treated": pd.Timestamp(start[s]) if start[s] else pd.NaT}
-    ...     for s in start for i, m in enumerate(months)])
-    >>> round(imputation_on_panel(panel, "started").estimate, 6)
+    >>> counts = {"A": [5, 5, 8, 8], "B": [5, 5, 5, 5]}
+    >>> panel = pd.DataFrame({
+    ...     "site_id": [s for s in counts for _ in range(4)],
+    ...     "period": list(pd.date_range("2024-01-01", periods=4, freq="MS")) * 2,
+    ...     "population": 1000, "started": counts["A"] + counts["B"],
+    ...     "first_treated": [pd.Timestamp("2024-03-01")] * 4 + [pd.NaT] * 4})
+    >>> round(imputation_on_panel(panel, "started", pretrend_periods=1).estimate, 6)
     3.0
     """
     rates = rate_frame(panel, outcome, per, denominator, unit, DESIGN, settings)

@@ -28,13 +28,8 @@ import pyfixest as pf
 from scipy import stats
 
 from knowdo.designs._frames import (
-    DIMENSION,
-    STRATUM,
     check_level,
-    column_strata,
-    has_panel_strata,
-    headline_rows,
-    panel_strata,
+    headline_and_strata,
     require_columns,
     require_frame,
     require_numeric,
@@ -114,14 +109,7 @@ class _EventStudyBase:
     def fit(self, data: pd.DataFrame, strata: Sequence[str] | None = None) -> Self:
         """Fit the event study; sets ``result_``. Strata as in :class:`~knowdo.designs.did.CallawaySantAnna`."""
         frame = require_frame(data, type(self).__name__)
-        if strata:
-            require_columns(frame, strata, type(self).__name__)
-            headline, groups = frame, list(column_strata(frame, list(strata)))
-        elif has_panel_strata(frame):
-            headline = headline_rows(frame).drop(columns=[DIMENSION, STRATUM])
-            groups = [(d, s, rows.drop(columns=[DIMENSION, STRATUM])) for d, s, rows in panel_strata(frame)]
-        else:
-            headline, groups = frame, []
+        headline, groups = headline_and_strata(frame, strata, type(self).__name__)
         effect = self._fit_one(headline)
         if groups:
             table = strata_table(groups, self._fit_one, lambda part: int(part[self.unit].nunique()))
