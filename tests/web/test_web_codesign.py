@@ -36,13 +36,24 @@ def _rate(env: WebEnv, principal: str, body: dict[str, Any]) -> Any:
     return env.client.put(f"{API}/barriers", json=body, headers=_as(env, principal))
 
 
-def test_barrier_assessment_keeps_stakeholder_groups_apart(env: WebEnv) -> None:
+@pytest.fixture(scope="module")
+def rated(env: WebEnv) -> WebEnv:
+    """The workspace with three members' ratings of Available Resources.
+
+    A fixture rather than the first test's side effect: with several test workers the tests that need the
+    ratings may run in a process where that test did not.
+    """
     # Available Resources: researcher -2, implementer -1, community partner +1 -> a sign conflict; median -1.
     for principal, group, valence in (("analyst", "researcher", -2), ("implementer", "implementer", -1),
                                       ("community_partner", "community_partner", 1)):
         r = _rate(env, principal, {"construct": "Available Resources", "valence": valence, "importance": 5,
                                    "group": group, "evidence": f"seen by {group}"})
         assert r.status_code == 200, r.text
+    return env
+
+
+def test_barrier_assessment_keeps_stakeholder_groups_apart(rated: WebEnv) -> None:
+    env = rated
     # Re-rating replaces the earlier rating rather than adding one.
     assert _rate(env, "analyst", {"construct": "available_resources", "valence": -2, "importance": 4,
                                   "group": "researcher"}).status_code == 200
@@ -69,7 +80,8 @@ def test_bad_ratings_are_refused_with_a_reason(env: WebEnv) -> None:
     assert _rate(env, "analyst", {"construct": "Financing", "valence": 3}).status_code == 422
 
 
-def test_strategy_list_follows_the_prioritised_barriers_and_says_it_is_expert_opinion(env: WebEnv) -> None:
+def test_strategy_list_follows_the_prioritised_barriers_and_says_it_is_expert_opinion(rated: WebEnv) -> None:
+    env = rated
     _as(env, "viewer")
     match = env.client.get(f"{API}/strategies").json()
     assert match["mode"] == "by_cluster"  # no workbook uploaded
@@ -80,7 +92,8 @@ def test_strategy_list_follows_the_prioritised_barriers_and_says_it_is_expert_op
     assert "Expert opinion, not evidence of effectiveness" in page
 
 
-def test_workbook_upload_ranks_strategies_by_endorsement(env: WebEnv) -> None:
+def test_workbook_upload_ranks_strategies_by_endorsement(rated: WebEnv) -> None:
+    env = rated
     # A small workbook in the tool's layout: strategies down the rows, CFIR 1.0 barriers across, percentages.
     rows = ["Strategy,Available Resources,Cost,Patient Needs and Resources",
             "Access new funding,60,55,10", "Fund and contract for the clinical innovation,45,70,5",
