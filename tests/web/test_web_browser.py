@@ -16,15 +16,11 @@ fails the test; elsewhere it is skipped with the reason.
 
 from __future__ import annotations
 
-import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
+from browser_support import ARTIFACTS, BROWSER_ARGS, CHROMIUM, require_chromium, serve_on_loopback, sign_in
 from playwright.sync_api import expect, sync_playwright
 
 from knowdo.web.app import create_app
@@ -32,10 +28,6 @@ from knowdo.web.db import Database
 from knowdo.web.security import create_user
 from knowdo.web.settings import Settings
 
-CHROMIUM = Path("/usr/bin/chromium")
-BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 ADMIN = ("admin@example.org", "a long and unguessable admin passphrase")
 PASSWORD = "correct horse battery staple"
 JOB_TIMEOUT_MS = 240_000  # the example load and the first calibration, on a shared 2-core machine
@@ -49,31 +41,8 @@ def server(tmp_path: Path) -> Iterator[str]:
     database.upgrade()
     with database.session() as s:
         create_user(s, email=ADMIN[0], name="Ada Admin", password=ADMIN[1], is_admin=True)
-    app = create_app(settings, database=database)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not uv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert uv.started, "the workspace server did not start"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        uv.should_exit = True
-        thread.join(timeout=10)
-
-
-def _sign_in(page, base: str, email: str, password: str) -> None:  # type: ignore[no-untyped-def]
-    page.goto(f"{base}/login")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{base}/projects")
+    with serve_on_loopback(create_app(settings, database=database)) as base:
+        yield base
 
 
 def _join(page, link: str, name: str) -> None:  # type: ignore[no-untyped-def]
@@ -86,10 +55,7 @@ def _join(page, link: str, name: str) -> None:  # type: ignore[no-untyped-def]
 
 @pytest.mark.browser
 def test_team_flows_in_chromium(server: str) -> None:
-    if not CHROMIUM.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{CHROMIUM} is missing; the browser tests need Debian's chromium under CI")
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium, or `make browser`)")
+    require_chromium()
     ARTIFACTS.mkdir(exist_ok=True)
     errors: list[str] = []
     with sync_playwright() as pw:
@@ -104,7 +70,7 @@ def test_team_flows_in_chromium(server: str) -> None:
 
         # 1. The administrator creates the project and invites three people.
         admin = person()
-        _sign_in(admin, server, *ADMIN)
+        sign_in(admin, server, *ADMIN)
         admin.get_by_label("Name").fill("District pilot")
         admin.get_by_role("button", name="Create project").click()
         admin.wait_for_url(f"{server}/projects/district-pilot/members")

@@ -16,16 +16,12 @@ fails the test; elsewhere it is skipped with the reason.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
+from browser_support import ARTIFACTS, BROWSER_ARGS, CHROMIUM, require_chromium, serve_on_loopback, sign_in
 from playwright.sync_api import expect, sync_playwright
 
 from knowdo.web.app import create_app
@@ -35,10 +31,6 @@ from knowdo.web.security import create_user
 from knowdo.web.services import create_project
 from knowdo.web.settings import Settings
 
-CHROMIUM = Path("/usr/bin/chromium")
-BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 PASSWORD = "correct horse battery staple"
 PEOPLE = {"implementer": ("ivan@example.org", "Ivan Implementer"), "analyst": ("ana@example.org", "Ana Analyst"),
           "community_partner": ("cora@example.org", "Cora Partner")}
@@ -61,29 +53,8 @@ def server(tmp_path: Path) -> Iterator[str]:
             user = create_user(s, email=email, name=name, password=PASSWORD)
             s.flush()
             s.add(Membership(user_id=user.id, project_id=project.id, role=role))
-    app = create_app(settings, database=database)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not uv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert uv.started, "the workspace server did not start"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        uv.should_exit = True
-        thread.join(timeout=10)
-
-
-def _chromium() -> None:
-    if not CHROMIUM.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{CHROMIUM} is missing; the browser tests need Debian's chromium under CI")
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium, or `make browser`)")
+    with serve_on_loopback(create_app(settings, database=database)) as base:
+        yield base
 
 
 def _people(browser: Any, base: str, errors: list[str]) -> dict[str, Any]:
@@ -92,18 +63,14 @@ def _people(browser: Any, base: str, errors: list[str]) -> dict[str, Any]:
         page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.goto(f"{base}/login")
-        page.get_by_label("E-mail").fill(email)
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url(f"{base}/projects")
+        sign_in(page, base, email, PASSWORD)
         pages[role] = page
     return pages
 
 
 @pytest.mark.browser
 def test_a_delphi_round_with_three_roles(server: str) -> None:
-    _chromium()
+    require_chromium()
     ARTIFACTS.mkdir(exist_ok=True)
     errors: list[str] = []
     with sync_playwright() as pw:
@@ -156,7 +123,7 @@ def test_a_delphi_round_with_three_roles(server: str) -> None:
 
 @pytest.mark.browser
 def test_a_barrier_assessment_leads_to_a_strategy_list(server: str) -> None:
-    _chromium()
+    require_chromium()
     ARTIFACTS.mkdir(exist_ok=True)
     errors: list[str] = []
     with sync_playwright() as pw:
