@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import typer
+from load_support import LOG_TABLES, assert_failed_log_write_changes_nothing, load, snapshot
 from typer.testing import CliRunner
 
 import tiny_project
@@ -21,10 +22,9 @@ from knowdo.commands.ingest import register
 from knowdo.config import load_project, parse_project
 from knowdo.errors import ConfigError, SchemaError
 from knowdo.ingest import read_and_validate
-from knowdo.store import LoadSummary, Store
+from knowdo.store import Store
 from knowdo.store.database import append_tables
 
-LOG_TABLES = ("loads", "change_log", "change_rows", "arrivals", "provenance")
 FIRST_QUARTER = ("2024-01-01", "2024-02-01", "2024-03-01")
 
 app = typer.Typer()
@@ -55,17 +55,6 @@ def _second_quarter() -> tuple[str, ...]:
     return ("2024-04-01", "2024-05-01", "2024-06-01")
 
 
-def _load(directory: Path) -> LoadSummary:
-    project = load_project(directory)
-    with Store.for_project(project) as store:
-        return store.load(read_and_validate(project), project)
-
-
-def _snapshot(directory: Path) -> dict[str, pd.DataFrame]:
-    with Store.for_project(load_project(directory), read_only=True) as store:
-        return {name: store.table(name) for name in [*store.row_counts(), *LOG_TABLES]}
-
-
 def _population(directory: Path) -> pd.DataFrame:
     with Store.for_project(load_project(directory), read_only=True) as store:
         return store.table("population")
@@ -78,9 +67,9 @@ def _log(directory: Path) -> pd.DataFrame:
 
 def test_two_monthly_pulls_give_the_union(tmp_path: Path) -> None:
     directory = _write(tmp_path / "p", _months(FIRST_QUARTER))
-    first = _load(directory)
+    first = load(directory)
     _write(directory, _months(_second_quarter()))
-    second = _load(directory)
+    second = load(directory)
     assert first.appended == ("population",) and second.to_dict()["appended"] == ["population"]
     population = _population(directory)
     assert len(population) == 36  # 18 + 18, nothing dropped
@@ -102,14 +91,14 @@ def test_two_monthly_pulls_give_the_union(tmp_path: Path) -> None:
 
 def test_same_pull_twice_adds_nothing(tmp_path: Path) -> None:
     directory = _write(tmp_path / "p", _months(FIRST_QUARTER))
-    _load(directory)
+    load(directory)
     _write(directory, _months(_second_quarter()))
-    _load(directory)
-    before = _snapshot(directory)
-    again = _load(directory)  # the April-June pull re-run
+    load(directory)
+    before = snapshot(directory)
+    again = load(directory)  # the April-June pull re-run
     assert again.unchanged and again.changes is not None and not again.changes.changed
     assert again.changes.summary() == "No change since the last load."
-    after = _snapshot(directory)
+    after = snapshot(directory)
     for name in before:
         if name not in LOG_TABLES:
             pd.testing.assert_frame_equal(before[name], after[name], check_like=True)
@@ -121,7 +110,7 @@ def test_same_pull_twice_adds_nothing(tmp_path: Path) -> None:
 
 def test_corrected_value_replaces_the_old_one_and_is_logged(tmp_path: Path) -> None:
     directory = _write(tmp_path / "p", _months(FIRST_QUARTER))
-    _load(directory)
+    load(directory)
     frames = _months(("2024-03-01", *_second_quarter()))  # the April-June pull also resends March...
     population = frames["population"]
     march_total = (population["site_id"] == "D1-C1") & (population["period"] == "2024-03-01") & \
@@ -129,7 +118,7 @@ def test_corrected_value_replaces_the_old_one_and_is_logged(tmp_path: Path) -> N
     assert march_total.sum() == 1
     population.loc[march_total, "population"] = "1010"  # ...with one value corrected 1000 -> 1010
     _write(directory, frames)
-    summary = _load(directory)
+    summary = load(directory)
     assert summary.changes is not None
     change = {t.table: t for t in summary.changes.tables}["population"]
     # 18 new (April-June), 1 corrected, 5 March rows resent unchanged + 12 January-February rows kept
@@ -155,8 +144,8 @@ def test_failing_append_leaves_store_and_log_unchanged(tmp_path: Path, monkeypat
     frames = _months(FIRST_QUARTER)
     frames["aggregates"] = _aggregates({"screened": 5, "positive": 3})
     directory = _write(tmp_path / "p", frames, append=("population", "aggregates"))
-    _load(directory)
-    before = _snapshot(directory)
+    load(directory)
+    before = snapshot(directory)
 
     # A bad row in the pull itself: stopped by validation before the store is opened.
     bad = _months(_second_quarter())
@@ -164,7 +153,7 @@ def test_failing_append_leaves_store_and_log_unchanged(tmp_path: Path, monkeypat
     bad["population"].loc[0, "population"] = "-5"
     _write(directory, bad, append=("population", "aggregates"))
     with pytest.raises(SchemaError, match="at least 0"):
-        _load(directory)
+        load(directory)
 
     # A pull that passes alone but not once merged: 7 positive in a cell where the store keeps 5 screened.
     merged_bad = _months(_second_quarter())
@@ -181,26 +170,14 @@ def test_failing_append_leaves_store_and_log_unchanged(tmp_path: Path, monkeypat
     good = _months(_second_quarter())
     good["aggregates"] = _aggregates({"positive": 4})
     _write(directory, good, append=("population", "aggregates"))
-    original = Store._log_changes
-
-    def log_then_fail(self: Store, *args: object, **kwargs: object) -> None:
-        original(self, *args, **kwargs)  # type: ignore[arg-type]
-        raise RuntimeError("disk full")
-
-    monkeypatch.setattr(Store, "_log_changes", log_then_fail)
-    with pytest.raises(RuntimeError, match="disk full"):
-        _load(directory)
-    after = _snapshot(directory)
-    assert before.keys() == after.keys()
-    for name in before:
-        pd.testing.assert_frame_equal(before[name], after[name], check_like=True)
+    assert_failed_log_write_changes_nothing(directory, monkeypatch, before)
 
 
 def test_replace_mode_still_swaps_the_table(tmp_path: Path) -> None:
     directory = _write(tmp_path / "p", _months(FIRST_QUARTER), append=())
-    first = _load(directory)
+    first = load(directory)
     _write(directory, _months(_second_quarter()), append=())
-    second = _load(directory)
+    second = load(directory)
     assert first.appended == () and "appended" not in second.to_dict()
     population = _population(directory)
     assert sorted(population["period"].dt.strftime("%Y-%m-%d").unique()) == list(_second_quarter())

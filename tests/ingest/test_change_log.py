@@ -10,19 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from load_support import assert_failed_log_write_changes_nothing, load, snapshot
 
 import tiny_project
 from knowdo.config import load_project
-from knowdo.ingest import read_and_validate
-from knowdo.store import LoadSummary, Store
-
-LOG_TABLES = ("loads", "change_log", "change_rows", "arrivals", "provenance")
-
-
-def _load(directory: Path) -> LoadSummary:
-    project = load_project(directory)
-    with Store.for_project(project) as store:
-        return store.load(read_and_validate(project), project)
+from knowdo.store import Store
 
 
 def _without_june() -> dict[str, pd.DataFrame]:
@@ -31,15 +23,10 @@ def _without_june() -> dict[str, pd.DataFrame]:
     return frames
 
 
-def _snapshot(directory: Path) -> dict[str, pd.DataFrame]:
-    with Store.for_project(load_project(directory), read_only=True) as store:
-        return {name: store.table(name) for name in [*store.row_counts(), *LOG_TABLES]}
-
-
 def test_same_pull_twice_logs_no_change(tmp_path: Path) -> None:
     directory = tiny_project.write(tmp_path / "p", _without_june())
-    first = _load(directory)
-    second = _load(directory)
+    first = load(directory)
+    second = load(directory)
     assert first.changes is not None and first.changes.changed
     assert second.changes is not None and not second.changes.changed and second.unchanged
     assert second.changes.summary() == "No change since the last load."
@@ -57,12 +44,12 @@ def test_same_pull_twice_logs_no_change(tmp_path: Path) -> None:
 
 def test_new_month_correction_and_removal_are_logged(tmp_path: Path) -> None:
     directory = tiny_project.write(tmp_path / "p", _without_june())
-    _load(directory)
+    load(directory)
     frames = tiny_project.tables()  # June's population arrives
     frames["persons"].loc[frames["persons"]["person_id"] == "P2", "birth_year"] = "1976"  # corrected 1975 -> 1976
     frames["costs"] = frames["costs"].iloc[:2]  # the February stipends row is withdrawn
     tiny_project.write(directory, frames)
-    summary = _load(directory)
+    summary = load(directory)
     assert summary.changes is not None
     by_table = {t.table: t for t in summary.changes.tables}
     assert (by_table["population"].added, by_table["population"].new_periods) == (6, ("2024-06",))
@@ -84,19 +71,7 @@ def test_new_month_correction_and_removal_are_logged(tmp_path: Path) -> None:
 
 def test_failed_load_leaves_tables_and_log_as_they_were(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     directory = tiny_project.write(tmp_path / "p", _without_june())
-    _load(directory)
-    before = _snapshot(directory)
+    load(directory)
+    before = snapshot(directory)
     tiny_project.write(directory, tiny_project.tables())
-    original = Store._log_changes
-
-    def log_then_fail(self: Store, *args: object, **kwargs: object) -> None:
-        original(self, *args, **kwargs)  # type: ignore[arg-type]
-        raise RuntimeError("disk full")
-
-    monkeypatch.setattr(Store, "_log_changes", log_then_fail)
-    with pytest.raises(RuntimeError, match="disk full"):
-        _load(directory)
-    after = _snapshot(directory)
-    assert before.keys() == after.keys()
-    for name in before:
-        pd.testing.assert_frame_equal(before[name], after[name], check_like=True)
+    assert_failed_log_write_changes_nothing(directory, monkeypatch, before)
