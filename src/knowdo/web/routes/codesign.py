@@ -27,9 +27,8 @@ from knowdo.strategies.vocabularies import load_vocabulary
 from knowdo.web import codesign_services as cs
 from knowdo.web.evidence import table_view
 from knowdo.web.models import Job
-from knowdo.web.routes.deps import Caller, Refused, access, client_of, render, state_of
+from knowdo.web.routes.deps import Caller, Refused, access, audit_project, project_user_ids, render, state_of
 from knowdo.web.routes.pages import project_context, start_job
-from knowdo.web.security import audit
 
 router = APIRouter(prefix="/projects/{slug}/codesign")
 Access = Annotated[Caller, Depends(access)]
@@ -45,18 +44,6 @@ def codesign_context(request: Request, caller: Caller, **extra: Any) -> dict[str
     base = f"/projects/{caller.project.slug}/codesign"
     tools = [(label, f"{base}{suffix}") for label, route, suffix in TOOLS if caller.can(route)]
     return project_context(request, caller, tools=tools, base=base, **extra)
-
-
-def _ids(caller: Caller) -> tuple[int, int]:
-    assert caller.project is not None and caller.user is not None
-    return caller.project.id, caller.user.id
-
-
-def _log(request: Request, caller: Caller, action: str, target: str = "", detail: dict[str, Any] | None = None) -> None:
-    assert caller.project is not None
-    with state_of(request).db.session() as s:
-        audit(s, action=action, user=caller.user, project_id=caller.project.id, target=target, detail=detail or {},
-              client=client_of(request))
 
 
 def _back(caller: Caller, suffix: str) -> RedirectResponse:
@@ -77,7 +64,7 @@ def _int_or_none(value: str) -> int | None:
 # ---------------------------------------------------------------------------- overview
 @router.get("", name="codesign_home", include_in_schema=False)
 def codesign_home(request: Request, caller: Access) -> Response:
-    project_id, _ = _ids(caller)
+    project_id, _ = project_user_ids(caller)
     with state_of(request).db.session() as s:
         frame = cs.barrier_frame(s, project_id)
         counts = {"ratings": len(frame), "raters": int(frame["member"].nunique()) if len(frame) else 0,
@@ -90,7 +77,7 @@ def codesign_home(request: Request, caller: Access) -> Response:
 
 # ---------------------------------------------------------------------------- barriers
 def _barrier_page(request: Request, caller: Caller, *, error: str = "", status: int = 200) -> Response:
-    project_id, user_id = _ids(caller)
+    project_id, user_id = project_user_ids(caller)
     with state_of(request).db.session() as s:
         view = cs.assessment_view(cs.barrier_assessment(s, project_id))
         mine = cs.my_barrier_ratings(s, project_id, user_id)
@@ -113,7 +100,7 @@ def barrier_rate(request: Request, caller: Access, cfir: Annotated[str, Form(max
                  evidence: Annotated[str, Form(max_length=5000)] = "",
                  group: Annotated[str, Form(max_length=32)] = "researcher",
                  site: Annotated[str, Form(max_length=64)] = PROGRAMME) -> Response:
-    project_id, user_id = _ids(caller)
+    project_id, user_id = project_user_ids(caller)
     try:
         value = _int_or_none(valence)
         if value is None:
@@ -125,14 +112,14 @@ def barrier_rate(request: Request, caller: Access, cfir: Annotated[str, Form(max
             target = f"{row.site}:{row.construct}"
     except KnowdoError as exc:
         return _barrier_page(request, caller, error=str(exc), status=400)
-    _log(request, caller, "codesign.barrier_rated", target, {"valence": value, "group": group})
+    audit_project(request, caller, "codesign.barrier_rated", target, {"valence": value, "group": group})
     return _back(caller, "/barriers#mine")
 
 
 # ---------------------------------------------------------------------------- strategies
 def _strategy_page(request: Request, caller: Caller, *, rule: str = "overall", top: int = 10, site: str = "",
                    error: str = "", message: str = "", status: int = 200) -> Response:
-    project_id, _ = _ids(caller)
+    project_id, user_id = project_user_ids(caller)
     with state_of(request).db.session() as s:
         try:
             match, ids = cs.strategy_match(s, project_id, rule=rule, top=top, site=site or None)
@@ -140,7 +127,7 @@ def _strategy_page(request: Request, caller: Caller, *, rule: str = "overall", t
         except KnowdoError as exc:
             view, error, status = cs.match_view(None, []), error or str(exc), 400
         workbook = cs.document(s, project_id, "workbook")
-        sites = sorted({r.site for r in cs.my_barrier_ratings(s, project_id, _ids(caller)[1])} | {PROGRAMME})
+        sites = sorted({r.site for r in cs.my_barrier_ratings(s, project_id, user_id)} | {PROGRAMME})
     return render(request, caller, "codesign_strategies.html", codesign_context(
         request, caller, view=view, rule=rule, rules=PRIORITY_RULES, top=top, site=site, sites=sites,
         workbook=workbook, error=error, message=message), status=status)
@@ -156,7 +143,7 @@ def strategy_page(request: Request, caller: Access, rule: str = "overall", top: 
 @router.post("/strategies/workbook", name="workbook_upload", include_in_schema=False)
 async def workbook_upload(request: Request, caller: Access,
                           file: Annotated[UploadFile | None, File()] = None) -> Response:
-    project_id, user_id = _ids(caller)
+    project_id, user_id = project_user_ids(caller)
     if file is None or not file.filename:
         return _strategy_page(request, caller, error="Choose the CFIR-ERIC matching workbook to upload.", status=400)
     content = await file.read(UPLOAD_LIMIT + 1)
@@ -168,7 +155,7 @@ async def workbook_upload(request: Request, caller: Access,
             book = cs.save_workbook(s, project_id, user_id, filename=file.filename, content=content)
     except KnowdoError as exc:
         return _strategy_page(request, caller, error=str(exc), status=400)
-    _log(request, caller, "codesign.workbook_uploaded", file.filename[:200],
+    audit_project(request, caller, "codesign.workbook_uploaded", file.filename[:200],
          {"barriers": len(book.barriers), "rows": len(book.endorsements)})
     return _strategy_page(request, caller, message=f"Read {len(book.barriers)} barriers from {file.filename}.")
 
@@ -176,7 +163,7 @@ async def workbook_upload(request: Request, caller: Access,
 # ---------------------------------------------------------------------------- specifications
 def _specification_page(request: Request, caller: Caller, *, error: str = "", chosen: str = "",
                         status: int = 200) -> Response:
-    project_id, _ = _ids(caller)
+    project_id, _ = project_user_ids(caller)
     vocab = load_vocabulary()
     with state_of(request).db.session() as s:
         specs = cs.specifications(s, project_id)
@@ -192,7 +179,7 @@ def specification_page(request: Request, caller: Access, strategy: str = "") -> 
 
 @router.post("/specifications", name="specification_save", include_in_schema=False)
 async def specification_save(request: Request, caller: Access) -> Response:
-    project_id, user_id = _ids(caller)
+    project_id, user_id = project_user_ids(caller)
     form = await request.form()
     values: dict[str, Any] = {k: str(form.get(k) or "")[:2000] for k in (
         "strategy", "actor", "action", "action_target", "temporality", "dose", "justification", "mechanism")}
@@ -203,23 +190,23 @@ async def specification_save(request: Request, caller: Access) -> Response:
             cs.save_specification(s, project_id, user_id, values)
     except KnowdoError as exc:
         return _specification_page(request, caller, error=str(exc), chosen=values["strategy"], status=400)
-    _log(request, caller, "codesign.strategy_specified", values["strategy"][:200])
+    audit_project(request, caller, "codesign.strategy_specified", values["strategy"][:200])
     return _back(caller, "/specifications")
 
 
 @router.post("/specifications/remove", name="specification_remove", include_in_schema=False)
 def specification_remove(request: Request, caller: Access,
                          strategy: Annotated[str, Form(max_length=200)] = "") -> Response:
-    project_id, user_id = _ids(caller)
+    project_id, user_id = project_user_ids(caller)
     with state_of(request).db.session() as s:
         cs.remove_specification(s, project_id, user_id, strategy)
-    _log(request, caller, "codesign.specification_removed", strategy)
+    audit_project(request, caller, "codesign.specification_removed", strategy)
     return _back(caller, "/specifications")
 
 
 # ---------------------------------------------------------------------------- Delphi
 def _delphi_list(request: Request, caller: Caller, *, error: str = "", status: int = 200) -> Response:
-    project_id, _ = _ids(caller)
+    project_id, _ = project_user_ids(caller)
     with state_of(request).db.session() as s:
         found = [(d, len(d.items)) for d in cs.studies(s, project_id)]
     return render(request, caller, "codesign_delphi_list.html", codesign_context(
@@ -238,7 +225,7 @@ def delphi_create(request: Request, caller: Access, title: Annotated[str, Form(m
                   agree_share: Annotated[float, Form(gt=0, lt=1)] = 0.70,
                   against_share: Annotated[float, Form(gt=0, lt=1)] = 0.15,
                   keep_settled: Annotated[str, Form(max_length=8)] = "") -> Response:
-    project_id, user_id = _ids(caller)
+    project_id, user_id = project_user_ids(caller)
     try:
         rules = cs.consensus_rules(rule, agree_share, against_share, drop_on_consensus=keep_settled != "on")
         with state_of(request).db.session() as s:
@@ -246,12 +233,12 @@ def delphi_create(request: Request, caller: Access, title: Annotated[str, Form(m
             study_id = study.id
     except KnowdoError as exc:
         return _delphi_list(request, caller, error=str(exc), status=400)
-    _log(request, caller, "codesign.delphi_created", str(study_id), {"rule": rules.to_dict()})
+    audit_project(request, caller, "codesign.delphi_created", str(study_id), {"rule": rules.to_dict()})
     return _back(caller, f"/delphi/{study_id}")
 
 
 def _delphi_page(request: Request, caller: Caller, study_id: int, *, error: str = "", status: int = 200) -> Response:
-    project_id, user_id = _ids(caller)
+    project_id, user_id = project_user_ids(caller)
     with state_of(request).db.session() as s:
         study = cs.get_study(s, project_id, study_id)
         if study is None:
@@ -269,7 +256,7 @@ def delphi_page(request: Request, caller: Access, study_id: int) -> Response:
 
 @router.post("/delphi/{study_id}/ratings", name="delphi_rate", include_in_schema=False)
 async def delphi_rate(request: Request, caller: Access, study_id: int) -> Response:
-    project_id, user_id = _ids(caller)
+    project_id, user_id = project_user_ids(caller)
     form = await request.form()
     ratings: dict[int, int | None] = {}
     for key, value in form.multi_items():
@@ -285,12 +272,12 @@ async def delphi_rate(request: Request, caller: Access, study_id: int) -> Respon
             round_no = study.round
     except KnowdoError as exc:
         return _delphi_page(request, caller, study_id, error=str(exc), status=400)
-    _log(request, caller, "codesign.delphi_rated", str(study_id), {"round": round_no, "items": n})
+    audit_project(request, caller, "codesign.delphi_rated", str(study_id), {"round": round_no, "items": n})
     return _back(caller, f"/delphi/{study_id}")
 
 
 def _facilitate(request: Request, caller: Caller, study_id: int, action: str) -> Response:
-    project_id, user_id = _ids(caller)
+    project_id, user_id = project_user_ids(caller)
     try:
         with state_of(request).db.session() as s:
             study = cs.get_study(s, project_id, study_id)
@@ -305,7 +292,7 @@ def _facilitate(request: Request, caller: Caller, study_id: int, action: str) ->
             round_no = study.round
     except KnowdoError as exc:
         return _delphi_page(request, caller, study_id, error=str(exc), status=400)
-    _log(request, caller, f"codesign.delphi_{action}", str(study_id), {"round": round_no})
+    audit_project(request, caller, f"codesign.delphi_{action}", str(study_id), {"round": round_no})
     return _back(caller, f"/delphi/{study_id}")
 
 
@@ -321,7 +308,7 @@ def delphi_next(request: Request, caller: Access, study_id: int) -> Response:
 
 @router.get("/delphi/{study_id}/export.csv", name="delphi_export", include_in_schema=False)
 def delphi_export(request: Request, caller: Access, study_id: int) -> Response:
-    project_id, _ = _ids(caller)
+    project_id, _ = project_user_ids(caller)
     with state_of(request).db.session() as s:
         study = cs.get_study(s, project_id, study_id)
         if study is None:
@@ -333,7 +320,7 @@ def delphi_export(request: Request, caller: Access, study_id: int) -> Response:
 
 # ---------------------------------------------------------------------------- logic model
 def _logic_page(request: Request, caller: Caller, *, error: str = "", status: int = 200) -> Response:
-    project_id, _ = _ids(caller)
+    project_id, _ = project_user_ids(caller)
     with state_of(request).db.session() as s:
         view = cs.logic_view(cs.stored_logic_model(s, project_id))
     return render(request, caller, "codesign_logic.html", codesign_context(
@@ -347,13 +334,13 @@ def logic_page(request: Request, caller: Access) -> Response:
 
 
 def _logic_change(request: Request, caller: Caller, action: str, change: Any, detail: dict[str, Any]) -> Response:
-    project_id, user_id = _ids(caller)
+    project_id, user_id = project_user_ids(caller)
     try:
         with state_of(request).db.session() as s:
             change(s, project_id, user_id)
     except KnowdoError as exc:
         return _logic_page(request, caller, error=str(exc), status=400)
-    _log(request, caller, f"codesign.logic_{action}", "logic_model", detail)
+    audit_project(request, caller, f"codesign.logic_{action}", "logic_model", detail)
     return _back(caller, "/logic-model")
 
 
@@ -399,7 +386,7 @@ def stari_page(request: Request, caller: Access) -> Response:
 
 
 def _stari_page(request: Request, caller: Caller, *, error: str = "", status: int = 200) -> Response:
-    project_id, _ = _ids(caller)
+    project_id, _ = project_user_ids(caller)
     assert caller.project is not None
     with state_of(request).db.session() as s:
         settings = cs.stari_settings(s, project_id)
@@ -412,19 +399,19 @@ def _stari_page(request: Request, caller: Caller, *, error: str = "", status: in
 @router.post("/stari", name="stari_settings", include_in_schema=False)
 def stari_settings(request: Request, caller: Access, design: Annotated[str, Form(max_length=500)] = "",
                    hybrid_type: Annotated[str, Form(max_length=2)] = "") -> Response:
-    project_id, user_id = _ids(caller)
+    project_id, user_id = project_user_ids(caller)
     try:
         with state_of(request).db.session() as s:
             cs.save_stari_settings(s, project_id, user_id, design=design, hybrid_type=_int_or_none(hybrid_type))
     except KnowdoError as exc:
         return _stari_page(request, caller, error=str(exc), status=400)
-    _log(request, caller, "codesign.stari_settings", "stari", {"hybrid_type": hybrid_type})
+    audit_project(request, caller, "codesign.stari_settings", "stari", {"hybrid_type": hybrid_type})
     return _back(caller, "/stari")
 
 
 @router.get("/stari/download", name="stari_download", include_in_schema=False)
 def stari_download(request: Request, caller: Access, format: str = "markdown") -> Response:
-    project_id, _ = _ids(caller)
+    project_id, _ = project_user_ids(caller)
     assert caller.project is not None
     with state_of(request).db.session() as s:
         checklist = cs.stari_for(s, project_id, caller.project.path)
@@ -449,7 +436,7 @@ def latest_evidence_job(request: Request, project_id: int) -> tuple[Job | None, 
 
 @router.get("/evidence", name="strategy_evidence_page", include_in_schema=False)
 def strategy_evidence_page(request: Request, caller: Access) -> Response:
-    project_id, _ = _ids(caller)
+    project_id, _ = project_user_ids(caller)
     assert caller.project is not None
     latest, done = latest_evidence_job(request, project_id)
     view = (done.result or {}).get("view") if done is not None else None

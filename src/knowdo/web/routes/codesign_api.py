@@ -19,9 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from knowdo.strategies.assessment import PROGRAMME
 from knowdo.web import codesign_services as cs
 from knowdo.web.routes.codesign import latest_evidence_job
-from knowdo.web.routes.deps import Caller, Refused, access, client_of, state_of
+from knowdo.web.routes.deps import Caller, Refused, access, audit_project, project_user_ids, state_of
 from knowdo.web.routes.pages import start_job
-from knowdo.web.security import audit
 
 router = APIRouter(prefix="/api/projects/{slug}/codesign", tags=["codesign"])
 Access = Annotated[Caller, Depends(access)]
@@ -101,23 +100,11 @@ class JobStarted(BaseModel):
     job_id: int
 
 
-def _ids(caller: Caller) -> tuple[int, int]:
-    assert caller.project is not None and caller.user is not None
-    return caller.project.id, caller.user.id
-
-
-def _log(request: Request, caller: Caller, action: str, target: str = "", detail: dict[str, Any] | None = None) -> None:
-    assert caller.project is not None
-    with state_of(request).db.session() as s:
-        audit(s, action=action, user=caller.user, project_id=caller.project.id, target=target, detail=detail or {},
-              client=client_of(request))
-
-
 # ---------------------------------------------------------------------------- barriers and strategies
 @router.get("/barriers", name="api_barriers")
 def api_barriers(request: Request, caller: Access, slug: Slug) -> dict[str, Any]:
     """The team's barrier assessment: spread per construct, stakeholder groups side by side, disagreements."""
-    project_id, _ = _ids(caller)
+    project_id, _ = project_user_ids(caller)
     with state_of(request).db.session() as s:
         return cs.assessment_view(cs.barrier_assessment(s, project_id))
 
@@ -125,14 +112,14 @@ def api_barriers(request: Request, caller: Access, slug: Slug) -> dict[str, Any]
 @router.put("/barriers", name="api_barrier_rate")
 def api_barrier_rate(request: Request, caller: Access, slug: Slug, body: BarrierRatingIn) -> dict[str, Any]:
     """Record (or replace) your rating of one CFIR 2.0 construct for a site or the programme."""
-    project_id, user_id = _ids(caller)
+    project_id, user_id = project_user_ids(caller)
     with state_of(request).db.session() as s:
         row = cs.set_barrier_rating(s, project_id, user_id, construct=body.cfir_construct, valence=body.valence,
                                     importance=body.importance, evidence=body.evidence, group=body.group,
                                     site=body.site)
         out = {"construct": row.construct, "site": row.site, "valence": row.valence, "importance": row.importance,
                "group": row.stakeholder_group}
-    _log(request, caller, "codesign.barrier_rated", f"{out['site']}:{out['construct']}",
+    audit_project(request, caller, "codesign.barrier_rated", f"{out['site']}:{out['construct']}",
          {"valence": body.valence, "group": body.group})
     return out
 
@@ -143,7 +130,7 @@ def api_strategies(request: Request, caller: Access, slug: Slug,
                    top: Annotated[int, Query(ge=1, le=67)] = 10,
                    site: Annotated[str | None, Query(max_length=64)] = None) -> dict[str, Any]:
     """Candidate ERIC strategies for the prioritised barriers; every one labelled expert opinion."""
-    project_id, _ = _ids(caller)
+    project_id, _ = project_user_ids(caller)
     with state_of(request).db.session() as s:
         match, ids = cs.strategy_match(s, project_id, rule=rule, top=top, site=site)
     return cs.match_view(match, ids)
@@ -152,7 +139,7 @@ def api_strategies(request: Request, caller: Access, slug: Slug,
 @router.get("/specifications", name="api_specifications")
 def api_specifications(request: Request, caller: Access, slug: Slug) -> dict[str, Any]:
     """The team's strategies specified on Proctor et al.'s seven dimensions, with what is still blank."""
-    project_id, _ = _ids(caller)
+    project_id, _ = project_user_ids(caller)
     with state_of(request).db.session() as s:
         return cs.specifications(s, project_id).to_dict()
 
@@ -160,17 +147,17 @@ def api_specifications(request: Request, caller: Access, slug: Slug) -> dict[str
 @router.put("/specifications", name="api_specification_save")
 def api_specification_save(request: Request, caller: Access, slug: Slug, body: SpecificationIn) -> dict[str, Any]:
     """Add or replace (by strategy name) one strategy's specification."""
-    project_id, user_id = _ids(caller)
+    project_id, user_id = project_user_ids(caller)
     with state_of(request).db.session() as s:
         result = cs.save_specification(s, project_id, user_id, body.model_dump()).to_dict()
-    _log(request, caller, "codesign.strategy_specified", body.strategy)
+    audit_project(request, caller, "codesign.strategy_specified", body.strategy)
     return result
 
 
 # ---------------------------------------------------------------------------- Delphi
 @router.get("/delphi", name="api_delphi_list")
 def api_delphi_list(request: Request, caller: Access, slug: Slug) -> list[dict[str, Any]]:
-    project_id, _ = _ids(caller)
+    project_id, _ = project_user_ids(caller)
     with state_of(request).db.session() as s:
         return [{"id": d.id, "title": d.title, "state": d.state, "round": d.round, "items": len(d.items),
                  "rule": d.rules.get("rule")} for d in cs.studies(s, project_id)]
@@ -179,17 +166,17 @@ def api_delphi_list(request: Request, caller: Access, slug: Slug) -> list[dict[s
 @router.post("/delphi", name="api_delphi_create", status_code=201)
 def api_delphi_create(request: Request, caller: Access, slug: Slug, body: DelphiIn) -> dict[str, Any]:
     """Start a Delphi study; its consensus rule is fixed now and cannot change later."""
-    project_id, user_id = _ids(caller)
+    project_id, user_id = project_user_ids(caller)
     rules = cs.consensus_rules(body.rule, body.agree_share, body.against_share, body.drop_on_consensus)
     with state_of(request).db.session() as s:
         study = cs.create_study(s, project_id, user_id, title=body.title, items=body.items, rules=rules)
         view = cs.study_view(s, study, user_id, caller.role)
-    _log(request, caller, "codesign.delphi_created", str(view["id"]), {"rule": rules.to_dict()})
+    audit_project(request, caller, "codesign.delphi_created", str(view["id"]), {"rule": rules.to_dict()})
     return view
 
 
 def _get(s: Any, caller: Caller, study_id: int) -> Any:
-    project_id, _ = _ids(caller)
+    project_id, _ = project_user_ids(caller)
     study = cs.get_study(s, project_id, study_id)
     if study is None:
         raise Refused(404, "there is no such Delphi study in this project")
@@ -199,7 +186,7 @@ def _get(s: Any, caller: Caller, study_id: int) -> Any:
 @router.get("/delphi/{study_id}", name="api_delphi")
 def api_delphi(request: Request, caller: Access, slug: Slug, study_id: StudyId) -> dict[str, Any]:
     """Your view of a study: the open round's items with your ratings, the group's feedback of closed rounds."""
-    _, user_id = _ids(caller)
+    _, user_id = project_user_ids(caller)
     with state_of(request).db.session() as s:
         return cs.study_view(s, _get(s, caller, study_id), user_id, caller.role)
 
@@ -208,7 +195,7 @@ def api_delphi(request: Request, caller: Access, slug: Slug, study_id: StudyId) 
 def api_delphi_rate(request: Request, caller: Access, slug: Slug, study_id: StudyId,
                     body: DelphiRatingsIn) -> dict[str, Any]:
     """Rate items of the open round (keys are item ids; null = unable to rate)."""
-    _, user_id = _ids(caller)
+    _, user_id = project_user_ids(caller)
     try:
         ratings = {int(k): v for k, v in body.ratings.items()}
     except ValueError:
@@ -218,12 +205,12 @@ def api_delphi_rate(request: Request, caller: Access, slug: Slug, study_id: Stud
         n = cs.rate(s, study, user_id, group=body.group, ratings=ratings)
         round_no = study.round
         view = cs.study_view(s, study, user_id, caller.role)
-    _log(request, caller, "codesign.delphi_rated", str(study_id), {"round": round_no, "items": n})
+    audit_project(request, caller, "codesign.delphi_rated", str(study_id), {"round": round_no, "items": n})
     return view
 
 
 def _facilitate(request: Request, caller: Caller, study_id: int, action: str) -> dict[str, Any]:
-    _, user_id = _ids(caller)
+    _, user_id = project_user_ids(caller)
     with state_of(request).db.session() as s:
         study = _get(s, caller, study_id)
         if not cs.is_facilitator(study, user_id, caller.role):
@@ -234,7 +221,7 @@ def _facilitate(request: Request, caller: Caller, study_id: int, action: str) ->
             cs.next_round(s, study)
         round_no = study.round
         view = cs.study_view(s, study, user_id, caller.role)
-    _log(request, caller, f"codesign.delphi_{action}", str(study_id), {"round": round_no})
+    audit_project(request, caller, f"codesign.delphi_{action}", str(study_id), {"round": round_no})
     return view
 
 
@@ -254,7 +241,7 @@ def api_delphi_next(request: Request, caller: Access, slug: Slug, study_id: Stud
 @router.get("/logic-model", name="api_logic_model")
 def api_logic_model(request: Request, caller: Access, slug: Slug) -> dict[str, Any]:
     """The logic model: boxes by stage with the measures they point at, arrows, gaps and strategy paths."""
-    project_id, _ = _ids(caller)
+    project_id, _ = project_user_ids(caller)
     with state_of(request).db.session() as s:
         return cs.logic_view(cs.stored_logic_model(s, project_id))
 
@@ -262,11 +249,11 @@ def api_logic_model(request: Request, caller: Access, slug: Slug) -> dict[str, A
 @router.put("/logic-model", name="api_logic_model_save")
 def api_logic_model_save(request: Request, caller: Access, slug: Slug, body: LogicModelIn) -> dict[str, Any]:
     """Replace the logic model (validated: known stages and measures, ERIC names, links that run forward)."""
-    project_id, user_id = _ids(caller)
+    project_id, user_id = project_user_ids(caller)
     model = cs.model_from_payload(body.model_dump())
     with state_of(request).db.session() as s:
         cs.save_logic_model(s, project_id, user_id, model)
-    _log(request, caller, "codesign.logic_saved", "logic_model", {"nodes": len(model.nodes)})
+    audit_project(request, caller, "codesign.logic_saved", "logic_model", {"nodes": len(model.nodes)})
     return cs.logic_view(model)
 
 
@@ -274,7 +261,7 @@ def api_logic_model_save(request: Request, caller: Access, slug: Slug, body: Log
 def api_stari(request: Request, caller: Access, slug: Slug,
               format: Annotated[Literal["json", "markdown", "html"], Query()] = "json") -> Response:
     """The StaRI checklist, filled where knowdo knows the answer and flagged where the team must write."""
-    project_id, _ = _ids(caller)
+    project_id, _ = project_user_ids(caller)
     assert caller.project is not None
     with state_of(request).db.session() as s:
         checklist = cs.stari_for(s, project_id, caller.project.path)
@@ -289,7 +276,7 @@ def api_stari(request: Request, caller: Access, slug: Slug,
 @router.get("/strategy-evidence", name="api_strategy_evidence")
 def api_strategy_evidence(request: Request, caller: Access, slug: Slug) -> dict[str, Any]:
     """What the project's data say about its strategies (disclosure-controlled), from the latest analysis."""
-    project_id, _ = _ids(caller)
+    project_id, _ = project_user_ids(caller)
     latest, done = latest_evidence_job(request, project_id)
     return {"latest_job": latest.id if latest else None, "status": latest.status if latest else None,
             "view": (done.result or {}).get("view") if done is not None else None}

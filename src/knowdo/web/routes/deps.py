@@ -26,7 +26,7 @@ from knowdo.web.authz import ROLE_LABELS, SITE_ROUTES, allowed, principal_for
 from knowdo.web.db import Database
 from knowdo.web.jobs import JobRunner
 from knowdo.web.models import Project, User, WebSession
-from knowdo.web.security import CSRF_FIELD, CSRF_HEADER, same, session_user, token_user
+from knowdo.web.security import CSRF_FIELD, CSRF_HEADER, audit, same, session_user, token_user
 from knowdo.web.services import EvidenceCache, role_of
 from knowdo.web.settings import Settings
 
@@ -84,6 +84,21 @@ def state_of(request: Request) -> WebState:
 
 def client_of(request: Request) -> str:
     return request.client.host if request.client else ""
+
+
+def project_user_ids(caller: Caller) -> tuple[int, int]:
+    """The project and user ids of a caller that ``access`` resolved for a project route."""
+    assert caller.project is not None and caller.user is not None
+    return caller.project.id, caller.user.id
+
+
+def audit_project(request: Request, caller: Caller, action: str, target: str = "",
+                  detail: dict[str, Any] | None = None) -> None:
+    """Write one audit-log row for an action the caller took in the current project."""
+    assert caller.project is not None
+    with state_of(request).db.session() as s:
+        audit(s, action=action, user=caller.user, project_id=caller.project.id, target=target, detail=detail or {},
+              client=client_of(request))
 
 
 def is_api(request: Request) -> bool:
