@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from playwright.sync_api import sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
 BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -30,6 +31,19 @@ def require_chromium() -> None:
         if os.environ.get("CI") == "true":
             pytest.fail(f"{CHROMIUM} is missing; the browser tests need Debian's chromium under CI")
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium, or `make browser`)")
+
+
+@contextmanager
+def chromium_browser() -> Iterator[Any]:
+    """Debian's chromium under Playwright (skipped or failed as :func:`require_chromium` says), closed after."""
+    require_chromium()
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 @contextmanager

@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_support import ARTIFACTS, BROWSER_ARGS, CHROMIUM, require_chromium, serve_on_loopback, sign_in
-from playwright.sync_api import expect, sync_playwright
+from browser_support import ARTIFACTS, chromium_browser, serve_on_loopback, sign_in
+from playwright.sync_api import expect
 
 from knowdo.web.app import create_app
 from knowdo.web.db import Database
@@ -55,11 +55,8 @@ def _join(page, link: str, name: str) -> None:  # type: ignore[no-untyped-def]
 
 @pytest.mark.browser
 def test_team_flows_in_chromium(server: str) -> None:
-    require_chromium()
-    ARTIFACTS.mkdir(exist_ok=True)
     errors: list[str] = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+    with chromium_browser() as browser:
 
         def person(width: int = 1280, height: int = 900):  # type: ignore[no-untyped-def]
             context = browser.new_context(viewport={"width": width, "height": height})
@@ -131,6 +128,5 @@ def test_team_flows_in_chromium(server: str) -> None:
         expect(implementer.locator('#scenario-result .chart[data-rendered="true"]').first).to_be_visible(
             timeout=30_000)
         implementer.screenshot(path=str(ARTIFACTS / "workspace-scenario.png"), full_page=False)
-        browser.close()
     # The refused people page logs its 403 in the console; anything else is an error.
     assert not [e for e in errors if "favicon" not in e and "403 (Forbidden)" not in e], errors

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import ARTIFACTS, BROWSER_ARGS, CHROMIUM, require_chromium, serve_on_loopback, sign_in
-from playwright.sync_api import expect, sync_playwright
+from browser_support import ARTIFACTS, chromium_browser, serve_on_loopback, sign_in
+from playwright.sync_api import expect
 
 from knowdo.web.app import create_app
 from knowdo.web.db import Database
@@ -70,11 +70,8 @@ def _people(browser: Any, base: str, errors: list[str]) -> dict[str, Any]:
 
 @pytest.mark.browser
 def test_a_delphi_round_with_three_roles(server: str) -> None:
-    require_chromium()
-    ARTIFACTS.mkdir(exist_ok=True)
     errors: list[str] = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+    with chromium_browser() as browser:
         people = _people(browser, server, errors)
         ivan, ana, cora = people["implementer"], people["analyst"], people["community_partner"]
 
@@ -117,17 +114,13 @@ def test_a_delphi_round_with_three_roles(server: str) -> None:
         ivan.screenshot(path=str(ARTIFACTS / "codesign-delphi.png"), full_page=True)
         for page in (ana, cora):
             assert "Ivan" not in page.locator("#feedback-1").inner_text()
-        browser.close()
     assert not [e for e in errors if "favicon" not in e], errors
 
 
 @pytest.mark.browser
 def test_a_barrier_assessment_leads_to_a_strategy_list(server: str) -> None:
-    require_chromium()
-    ARTIFACTS.mkdir(exist_ok=True)
     errors: list[str] = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+    with chromium_browser() as browser:
         people = _people(browser, server, errors)
         for role, valence, group in (("analyst", "-2", "researcher"), ("implementer", "-1", "implementer"),
                                      ("community_partner", "+1", "community_partner")):
@@ -152,5 +145,4 @@ def test_a_barrier_assessment_leads_to_a_strategy_list(server: str) -> None:
         expect(ana.locator("#strategy-table details")).to_have_count(9)  # ERIC's 9 clusters
         expect(ana.locator("#strategy-table")).to_contain_text("Access new funding")
         ana.screenshot(path=str(ARTIFACTS / "codesign-strategies.png"), full_page=False)
-        browser.close()
     assert not [e for e in errors if "favicon" not in e], errors
